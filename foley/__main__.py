@@ -1,0 +1,5 @@
+import sys
+
+from foley.cli import main
+
+sys.exit(main())

@@ -1,0 +1,165 @@
+"""Scenes: what is in a clip, sampled deterministically from (seed, split, clip index).
+
+`sample_scene(cfg, seed, split, index)` draws every random choice of a clip from
+``np.random.default_rng([seed, split_id, index])``: the background, 1-3 objects (class, colour,
+motion path, size, event rate and phase, voice), levels and the dataset-mix style. Rendering and
+synthesis get their own generators from the same numbers, so a clip is a pure function of them.
+The test split holds out some (class, motion) pairs that train and val never contain.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from foley.errors import FoleyError
+from foley.world.backgrounds import BACKDROPS
+from foley.world.motion import MOTIONS, Path, sample_path
+from foley.world.objects import CLASSES, Schedule, schedule
+from foley.world.sounds import Voice
+
+Split = Literal["train", "val", "test"]
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+DatasetStyle = Literal["dual_mono", "static", "random"]
+
+
+class WorldError(FoleyError):
+    """A world request or dataset folder is invalid."""
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Clip format and sampling knobs of the world; `PRESETS` names the common ones."""
+
+    seconds: float = 4.0
+    fps: int = 25
+    width: int = 224
+    height: int = 224
+    sr: int = 48000
+    max_objects: int = 3
+    dual_mono_share: float = 0.27  # share of `dataset` mixes that are dual-mono (VGGSound: 27%)
+    pan_share: float = 0.5  # share of clips with a slow camera pan
+    size: tuple[float, float] = (0.2, 0.3)  # object base size, fraction of the frame height
+    ambience_db: tuple[float, float] = (-26.0, -16.0)  # ambience level against the objects
+    jpeg_quality: int = 85
+    masks: bool = False  # store per-object masks in the shards
+    clips_per_shard: int = 32
+
+    def __post_init__(self) -> None:
+        if self.fps not in (25, 30):
+            raise WorldError(f"fps must be 25 or 30, got {self.fps}")
+        if self.seconds <= 0 or self.width < 32 or self.height < 32:
+            raise WorldError("clip length must be > 0 s and frames at least 32x32 pixels")
+        if not 1 <= self.max_objects <= 3:
+            raise WorldError(f"max_objects must be 1..3, got {self.max_objects}")
+        if not 0.0 <= self.dual_mono_share <= 1.0:
+            raise WorldError(f"dual_mono_share must be in [0, 1], got {self.dual_mono_share}")
+
+    @property
+    def n_frames(self) -> int:
+        return int(round(self.seconds * self.fps))
+
+    @property
+    def n_samples(self) -> int:
+        return int(round(self.seconds * self.sr))
+
+
+PRESETS: dict[str, WorldConfig] = {
+    "default": WorldConfig(),
+    "fps30": WorldConfig(fps=30),
+    "tiny": WorldConfig(seconds=2.0, width=96, height=96, clips_per_shard=4),
+}
+
+# Held out of train/val: one motion per class, spread over the motions.
+HELD_OUT: frozenset[tuple[str, str]] = frozenset(
+    (name, MOTIONS[(3 * i + 2) % len(MOTIONS)]) for i, name in enumerate(CLASSES))
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """One sounding object of a scene."""
+
+    cls: str
+    colour: str
+    path: Path
+    size: float  # base size, fraction of the frame height
+    rate: float  # class event rate (events or turns per second)
+    phase: float  # periodic events: phase in [0, 1)
+    voice: Voice
+    level: float  # peak level of the stem
+    seed: int  # for this object's synthesis noise and irregular event times
+
+    @property
+    def caption(self) -> str:
+        return f"{CLASSES[self.cls].caption.format(c=self.colour)} {self.path.where()}"
+
+    def schedule(self, seconds: float) -> Schedule:
+        """Event times of this object: shared by its animation and its sound."""
+        rng = np.random.default_rng([self.seed, 1])
+        return schedule(CLASSES[self.cls], self.rate, self.phase, seconds, rng)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Everything random about one clip."""
+
+    seed: int
+    split: str
+    index: int
+    cfg: WorldConfig = field(repr=False)
+    backdrop: str
+    amount: float  # ambience intensity in [0, 1]
+    ambience_gain: float
+    pan_px_per_s: float
+    objects: tuple[ObjectSpec, ...]
+    dataset_style: str
+    dataset_pans: tuple[tuple[float, ...], ...]  # per object: knots of its unrelated pan
+
+    @property
+    def key(self) -> str:
+        return f"{self.split}-{self.index:08d}"
+
+    @property
+    def captions(self) -> list[str]:
+        return [o.caption for o in self.objects] + [BACKDROPS[self.backdrop].caption(self.amount)]
+
+
+def _allowed(split: str) -> list[tuple[str, str]]:
+    """(class, motion) pairs a split may draw from."""
+    pairs = [(c, m) for c in CLASSES for m in MOTIONS]
+    return [p for p in pairs if p not in HELD_OUT] if split != "test" else pairs
+
+
+def _object(cfg: WorldConfig, rng: np.random.Generator, cls_name: str, motion: str) -> ObjectSpec:
+    cls = CLASSES[cls_name]
+    size = rng.uniform(*cfg.size)
+    half = size * 1.5 * cfg.height / cfg.width  # widest the object gets, in x units
+    y = float(np.clip(rng.uniform(*cls.y), -1 + 2 * size * 1.5, 1 - size * 1.5))
+    path = sample_path(motion, rng, y, half)
+    voice = Voice(pitch=float(2 ** rng.uniform(-0.35, 0.35)), decay=float(rng.uniform(0.7, 1.4)),
+                  bright=float(rng.uniform(0, 1)))
+    return ObjectSpec(cls_name, str(rng.choice(cls.colours)), path, float(size), float(rng.uniform(*cls.rate)),
+                      float(rng.random()), voice, float(10 ** (rng.uniform(-8, 0) / 20) * 0.5),
+                      int(rng.integers(2 ** 31)))
+
+
+def sample_scene(cfg: WorldConfig, seed: int, split: str, index: int) -> Scene:
+    """The scene of clip `index` of `split` under `seed`: a pure function of its arguments."""
+    if split not in SPLITS:
+        raise WorldError(f"unknown split {split!r}; choose one of {SPLITS}")
+    rng = np.random.default_rng([seed, SPLITS.index(split), index])
+    pairs = _allowed(split)
+    n_obj = int(rng.integers(1, cfg.max_objects + 1))
+    picks = [pairs[i] for i in rng.choice(len(pairs), size=n_obj, replace=False)]
+    if split == "test" and rng.random() < 0.5:  # half the test clips feature a held-out pair
+        held = sorted(HELD_OUT)
+        picks[0] = held[int(rng.integers(len(held)))]
+    objects = tuple(_object(cfg, rng, c, m) for c, m in picks)
+    share = cfg.dual_mono_share
+    style = "dual_mono" if rng.random() < share else str(rng.choice(["static", "random"]))
+    pans = tuple(tuple(float(v) for v in rng.uniform(-1, 1, size=1 if style == "static" else 4)) for _ in objects)
+    backdrop = str(rng.choice(sorted(BACKDROPS)))
+    pan = float(rng.uniform(-15, 15)) if rng.random() < cfg.pan_share else 0.0
+    return Scene(seed, split, index, cfg, backdrop, float(rng.random()),
+                 float(10 ** (rng.uniform(*cfg.ambience_db) / 20)), pan, objects, style, pans)

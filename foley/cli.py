@@ -1,0 +1,129 @@
+"""`foley <verb>`: a thin command line over the library. User errors print one line and exit 1."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from foley.errors import FoleyError
+
+EPILOG = "Docs and examples: README.md. Every verb has --help."
+
+
+def _cmd_spatialize(a: argparse.Namespace) -> None:
+    from foley import pipeline
+
+    track, _ = pipeline.spatialize_video(a.video, a.output, pipeline.TrackSpec.parse(a.track), audio_path=a.audio,
+                                         ambience_path=a.ambience, ambience_gain=a.ambience_gain,
+                                         max_objects=a.max_objects)
+    if a.save_track:
+        from foley.tracks import save_tracks
+
+        save_tracks(a.save_track, [track])
+    print(f"wrote {a.output} (followed {track.label or 'track'}, {int(track.reliable.sum())}/{len(track)} frames detected)")
+
+
+def _cmd_track(a: argparse.Namespace) -> None:
+    from foley import io, pipeline
+    from foley.tracks import save_tracks
+
+    audio = None
+    if not a.no_audio and io.probe(a.video).has_audio:
+        audio = io.read_audio(a.video, sr=pipeline.SR, channels=1)
+    strip: dict = {}
+    tracks = pipeline.find_tracks(a.video, pipeline.TrackSpec.parse(a.track), audio=audio,
+                                  max_objects=a.max_objects, strip=strip)
+    save_tracks(a.output, tracks)
+    if a.plot:
+        from foley.plot import plot_tracks
+
+        plot_tracks(a.plot, tracks, sorted(strip.items()), title=Path(a.video).name)
+    for t in tracks:
+        score = f", audio score {t.score:.2f}" if t.score is not None else ""
+        print(f"{t.label}: {int(t.reliable.sum())}/{len(t)} frames detected{score}")
+    print(f"wrote {a.output}" + (f" and {a.plot}" if a.plot else ""))
+
+
+def _cmd_eval(a: argparse.Namespace) -> None:
+    from foley import pipeline
+
+    rep = pipeline.evaluate_file(a.audio, a.track, centre=a.centre, index=a.index)
+    if a.json:
+        print(json.dumps(rep.as_dict(), indent=2))
+    else:
+        print(pipeline.report_table({Path(a.audio).name: rep}))
+        print(f"frames: {rep.frames_in} in-frame, {rep.frames_off} off-frame, {rep.frames_silent} silent (left out)")
+
+
+def _cmd_demo(a: argparse.Namespace) -> None:
+    from foley import pipeline
+
+    reports = pipeline.run_demo(a.out, width=a.width, height=a.height, seconds=a.seconds)
+    print(pipeline.report_table(reports))
+    (Path(a.out) / "metrics.json").write_text(json.dumps({k: r.as_dict() for k, r in reports.items()}, indent=2))
+    print(f"\nwrote {a.out}/: demo_stereo.mp4 (play it), tracks.png (what was tracked), tracks.json, "
+          "truth.json, demo_silent.mp4, demo_mono.wav, metrics.json")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="foley", description="Give silent video its sound: object-aware stereo.",
+                                epilog=EPILOG)
+    p.add_argument("-v", "--verbose", action="store_true", help="more messages")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    s = sub.add_parser("spatialize", help="turn a mono soundtrack into stereo that follows the object on screen")
+    s.add_argument("video", help="input video")
+    s.add_argument("--audio", help="mono sound to place (default: the video's own audio, downmixed)")
+    s.add_argument("--track", default="motion",
+                   help="motion (default) | box=x,y,w,h@frame | tracks.json | tracks.csv | masks/ | masks.npz")
+    s.add_argument("--ambience", help="ambience bed, spread across both channels")
+    s.add_argument("--ambience-gain", type=float, default=0.3, help="linear gain of the ambience (default 0.3)")
+    s.add_argument("--max-objects", type=int, default=3, help="motion tracker: most objects followed (default 3)")
+    s.add_argument("--save-track", metavar="JSON", help="also write the track that was followed")
+    s.add_argument("-o", "--output", required=True, help="output .mp4/.mov/.mkv (video copied) or .wav/.flac")
+    s.set_defaults(func=_cmd_spatialize)
+
+    t = sub.add_parser("track", help="find the moving objects of a video and write their tracks")
+    t.add_argument("video")
+    t.add_argument("--track", default="motion", help="motion (default) | box=x,y,w,h@frame | masks/ | masks.npz")
+    t.add_argument("--max-objects", type=int, default=3)
+    t.add_argument("--no-audio", action="store_true", help="do not rank tracks by the video's audio")
+    t.add_argument("--plot", metavar="PNG", help="picture of the tracks: frames with centroids, x and mass over time")
+    t.add_argument("-o", "--output", required=True, help="tracks JSON (schema in foley/tracks.py)")
+    t.set_defaults(func=_cmd_track)
+
+    e = sub.add_parser("eval", help="Stereo-Score, BAS and pan error of a stereo file against a track")
+    e.add_argument("--audio", required=True, help="stereo .wav/.flac or a video with a stereo track")
+    e.add_argument("--track", required=True, help="tracks JSON/CSV")
+    e.add_argument("--index", type=int, default=0, help="which track of the file (default 0, the best)")
+    e.add_argument("--centre", type=float, default=0.05, help="half-width of the centre bin (default 0.05)")
+    e.add_argument("--json", action="store_true", help="print JSON")
+    e.set_defaults(func=_cmd_eval)
+
+    d = sub.add_parser("demo", help="make a clip from scratch, track it, spatialize it and score it")
+    d.add_argument("--out", default="foley-demo", help="output folder (default ./foley-demo)")
+    d.add_argument("--width", type=int, default=640)
+    d.add_argument("--height", type=int, default=360)
+    d.add_argument("--seconds", type=float, default=8.0)
+    d.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="foley: %(levelname)s: %(message)s")
+    try:
+        args.func(args)
+    except FoleyError as e:
+        print(f"foley: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("foley: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -216,7 +216,7 @@ def run_demo(out_dir: str | os.PathLike, width: int = 640, height: int = 360, se
     wind = np.cumsum(rng.standard_normal(mono.size)) * 1e-3  # brown noise: a soft wind bed
     wind -= np.convolve(wind, np.ones(4801) / 4801, mode="same")
     bed = spread_ambience(wind / np.max(np.abs(wind)), SR)
-    stereo = spatialize([mono], [tracks[0]], SR, ambience=bed, ambience_gain=0.05)
+    stereo = spatialize([mono], [tracks[0]], SR, ambience=bed, ambience_gain=0.02)
     io.mux_audio(silent, stereo, SR, out / "demo_stereo.mp4")
     decoded = io.read_audio(out / "demo_stereo.mp4", sr=SR)
     dual = np.stack([mono, mono]) * 0.5

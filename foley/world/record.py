@@ -129,7 +129,7 @@ def decode_frames(data: bytes, lengths: list[int]) -> np.ndarray:
 def decode(files: dict[str, bytes], mixes: tuple[str, ...] = MIXES, frames: bool = True,
            stems: bool = True) -> ClipRecord:
     """A clip from its members (keys may carry the clip key prefix or just the suffix)."""
-    by_ext = {k.split(".", 1)[1] if "." in k else k: v for k, v in files.items()}
+    by_ext = files if "json" in files else {k.split(".", 1)[1]: v for k, v in files.items() if "." in k}
     if "json" not in by_ext:
         raise WorldError("clip record has no .json member: not a foley world clip")
     meta = json.loads(by_ext["json"])

@@ -92,7 +92,8 @@ class ObjectSpec:
 
     @property
     def caption(self) -> str:
-        return f"{CLASSES[self.cls].caption.format(c=self.colour)} {self.path.where()}"
+        text = f"{CLASSES[self.cls].caption.format(c=self.colour)} {self.path.where()}"
+        return "an " + text[2:] if text.startswith("a ") and text[2] in "aeiou" else text
 
     def schedule(self, seconds: float) -> Schedule:
         """Event times of this object: shared by its animation and its sound."""

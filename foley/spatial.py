@@ -150,7 +150,8 @@ def upsample(values: np.ndarray, fps: float, sr: int, n_samples: int) -> np.ndar
 
 def pan_gains(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Equal-power gains on the clipped position, StereoFoley eq. (3): gL^2 + gR^2 = 1."""
-    theta = math.pi / 4 * (np.clip(w, -1.0, 1.0) + 1.0)
+    theta = np.clip(w, -1.0, 1.0) + 1.0
+    theta *= math.pi / 4
     return np.cos(theta), np.sin(theta)
 
 
@@ -158,7 +159,11 @@ def distance_gain(mass: np.ndarray, w: np.ndarray, m_max: float) -> np.ndarray:
     """Distance gain, StereoFoley eq. (4): (m / m_max) / (1 + max(0, |w| - 1)^2)."""
     if m_max <= 0:
         return np.ones_like(mass)
-    return (mass / m_max) / (1.0 + np.maximum(0.0, np.abs(w) - 1.0) ** 2)
+    gain = mass / m_max
+    off = np.abs(w) > 1.0
+    if off.any():  # attenuation only where off-frame
+        gain[off] /= 1.0 + (np.abs(w[off]) - 1.0) ** 2
+    return gain
 
 
 def check_audio(audio: np.ndarray, what: str = "audio") -> np.ndarray:
@@ -178,11 +183,11 @@ def render_source(mono: np.ndarray, track: Track, sr: int, cfg: SpatialConfig = 
         raise AudioError(f"source audio must be mono (N,), got shape {mono.shape}")
     ct = condition_track(track, cfg)
     m_max = float(ct.mass.max())
-    w = upsample(ct.x, ct.fps, sr, mono.size)  # (N,) unclipped position
-    m = upsample(ct.mass, ct.fps, sr, mono.size)  # (N,)
+    w = upsample(ct.x, ct.fps, sr, mono.size).astype(np.float32)  # (N,) unclipped position
+    m = upsample(ct.mass, ct.fps, sr, mono.size).astype(np.float32)  # (N,)
     g_l, g_r = pan_gains(w)
-    v = distance_gain(m, w, m_max)
-    return np.stack([v * g_l * mono, v * g_r * mono])  # (2, N)
+    vm = distance_gain(m, w, m_max) * mono.astype(np.float32)  # (N,) distance-scaled source
+    return np.stack([g_l * vm, g_r * vm])  # (2, N) float32
 
 
 def _velvet(n: int, density: int, sr: int, rng: np.random.Generator) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 from foley.spatial import condition_track, distance_gain, mix, pan_gains, render_source, spread_ambience, upsample
 from foley.tracks import Track
 from foley.world.backgrounds import BACKDROPS
-from foley.world.objects import CLASSES
+from foley.world.objects import CLASSES, Schedule
 from foley.world.render import Motion, Rendered
 from foley.world.scene import ObjectSpec, Scene
 from foley.world.sounds import Drive
@@ -36,17 +36,13 @@ class Audio:
     events: list[np.ndarray]  # per object, event times in seconds
 
 
-def _drive(o: ObjectSpec, mo: Motion, scene: Scene, running: np.ndarray) -> Drive:
-    """The motion signals an object's sound may follow."""
-    cfg = scene.cfg
-    return Drive(x=mo.x, fps=cfg.fps, sr=cfg.sr, n=cfg.n_samples, rate=o.rate, gate=running)
-
-
-def stem(o: ObjectSpec, mo: Motion, scene: Scene, events: np.ndarray, running: np.ndarray) -> np.ndarray:
-    """(N,) float32 mono stem of object o, peak at its level."""
+def stem(o: ObjectSpec, mo: Motion, scene: Scene, sched: Schedule) -> np.ndarray:
+    """(N,) float32 mono stem of object o, peak at its level, its events at the schedule's times."""
     cfg = scene.cfg
     rng = np.random.default_rng([o.seed, 2])
-    x = CLASSES[o.cls].sound(o.voice, events, cfg.n_samples, cfg.sr, rng, _drive(o, mo, scene, running))
+    gate = sched.running(np.arange(cfg.n_samples) / cfg.sr)
+    drive = Drive(x=mo.x, fps=cfg.fps, sr=cfg.sr, n=cfg.n_samples, rate=o.rate, gate=gate, anim=sched.anim)
+    x = CLASSES[o.cls].sound(o.voice, sched.events, cfg.n_samples, cfg.sr, rng, drive)
     peak = float(np.max(np.abs(x)))
     return (x * (o.level / peak) if peak > 0 else x).astype(np.float32)
 
@@ -94,9 +90,7 @@ def mixes(scene: Scene, stems: np.ndarray, amb: np.ndarray, tracks: list[Track])
 
 def synthesize(scene: Scene, rendered: Rendered) -> Audio:
     """Stems, ambience and the three mixes of a rendered scene (same event times as the frames)."""
-    cfg = scene.cfg
-    t = np.arange(cfg.n_samples) / cfg.sr
-    stems = np.stack([stem(o, mo, scene, sc.events, sc.running(t))
+    stems = np.stack([stem(o, mo, scene, sc)
                       for o, mo, sc in zip(scene.objects, rendered.motions, rendered.schedules)])  # (O, N)
     amb = ambience(scene)
     return Audio(stems, amb, mixes(scene, stems, amb, rendered.tracks), [sc.events for sc in rendered.schedules])

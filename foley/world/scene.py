@@ -8,7 +8,7 @@ The test split holds out some (class, motion) pairs that train and val never con
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -41,7 +41,7 @@ class WorldConfig:
     dual_mono_share: float = 0.27  # share of `dataset` mixes that are dual-mono (VGGSound: 27%)
     pan_share: float = 0.5  # share of clips with a slow camera pan
     size: tuple[float, float] = (0.2, 0.3)  # object base size, fraction of the frame height
-    ambience_db: tuple[float, float] = (-26.0, -16.0)  # ambience level against the objects
+    ambience_db: tuple[float, float] = (-30.0, -18.0)  # ambience level against the objects
     jpeg_quality: int = 85
     masks: bool = False  # store per-object masks in the shards
     clips_per_shard: int = 32
@@ -164,3 +164,13 @@ def sample_scene(cfg: WorldConfig, seed: int, split: str, index: int) -> Scene:
     pan = float(rng.uniform(-15, 15)) if rng.random() < cfg.pan_share else 0.0
     return Scene(seed, split, index, cfg, backdrop, float(rng.random()),
                  float(10 ** (rng.uniform(*cfg.ambience_db) / 20)), pan, objects, style, pans)
+
+
+def object_scene(cfg: WorldConfig, seed: int, cls: str, motion: str, index: int = 0) -> Scene:
+    """A one-object test scene of the given class and motion (background and levels sampled as usual)."""
+    if cls not in CLASSES or motion not in MOTIONS:
+        raise WorldError(f"unknown class {cls!r} or motion {motion!r}")
+    base = sample_scene(cfg, seed, "test", index)
+    rng = np.random.default_rng([seed, 99, index])
+    obj = _object(cfg, rng, cls, motion)
+    return replace(base, objects=(obj,), dataset_pans=base.dataset_pans[:1])

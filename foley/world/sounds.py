@@ -36,6 +36,7 @@ class Drive:
     n: int  # samples
     rate: float  # the instance's rate (fan: turns per second)
     gate: np.ndarray  # (N,) bool: running (fountain), else all True
+    anim: np.ndarray  # (E',) the animation's event times, extending past the clip (cycle phase)
 
     def _per_sample(self, values: np.ndarray) -> np.ndarray:
         return upsample(values, self.fps, self.sr, self.n)
@@ -238,9 +239,9 @@ def metronome(v: Voice, events: np.ndarray, n: int, sr: int, rng: np.random.Gene
 
 def siren(v: Voice, events: np.ndarray, n: int, sr: int, rng: np.random.Generator, d: Drive) -> np.ndarray:
     """A two-tone siren: high while the light flashes (first half of each cycle), low in the second."""
-    t = np.arange(n) / sr
-    i = np.clip(np.searchsorted(events, t, side="right") - 1, 0, len(events) - 2)
-    cycle = (t - events[i]) / (events[i + 1] - events[i])  # (N,) in [0, 1)
+    t, ev = np.arange(n) / sr, d.anim
+    i = np.clip(np.searchsorted(ev, t, side="right") - 1, 0, len(ev) - 2)
+    cycle = (t - ev[i]) / (ev[i + 1] - ev[i])  # (N,) in [0, 1), as the light's
     high = 0.5 + 0.5 * np.tanh((0.5 - np.abs(cycle - 0.25) * 2) * 12)  # smooth square, 1 during first half
     f = 600 * v.pitch * (1 + 0.33 * high)
     return _harmonic(f, sr, [1.0, 0.5, 0.35 * v.bright + 0.1, 0.2 * v.bright])

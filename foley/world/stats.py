@@ -1,0 +1,134 @@
+"""Summaries of a world folder (class/motion histograms, Stereo-Score and BAS per mix) and previews."""
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+import textwrap
+from collections import Counter
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from foley.world.audio import MIXES, synthesize
+from foley.world.record import bas_report, decode
+from foley.world.render import render
+from foley.world.scene import WorldConfig, WorldError, sample_scene
+from foley.world.shards import iter_shard, read_manifest
+
+
+def iter_meta(root: str | os.PathLike, split: str) -> Iterator[dict]:
+    """The JSON metadata of every clip of a split, reading only the .json members."""
+    doc = read_manifest(root)
+    for name in doc["splits"].get(split, {}).get("shards", []):
+        path = Path(root) / split / name
+        if not path.is_file():
+            continue
+        with tarfile.open(path, "r") as tar:
+            for m in tar:
+                if m.name.endswith(".json"):
+                    yield json.loads(tar.extractfile(m).read())
+
+
+def _quantiles(values: list[float]) -> dict:
+    if not values:
+        return {}
+    q = np.percentile(values, [10, 50, 90])
+    return {"mean": round(float(np.mean(values)), 4), "p10": round(float(q[0]), 4),
+            "p50": round(float(q[1]), 4), "p90": round(float(q[2]), 4)}
+
+
+def _bas(root: str | os.PathLike, split: str, limit: int) -> dict[str, list[float]]:
+    """BAS of each mix against each clip's first object, over the first `limit` clips (decodes audio)."""
+    out: dict[str, list[float]] = {m: [] for m in MIXES}
+    doc, seen = read_manifest(root), 0
+    for name in doc["splits"][split]["shards"]:
+        path = Path(root) / split / name
+        if seen >= limit or not path.is_file():
+            break
+        for _, files in iter_shard(path):
+            rec = decode(files, MIXES, frames=False, stems=False)
+            for m, vals in bas_report(rec.mixes, rec.tracks[:1], rec.meta["sr"]).items():
+                out[m] += [v for v in vals if v is not None]
+            seen += 1
+            if seen >= limit:
+                break
+    return out
+
+
+def world_stats(root: str | os.PathLike, bas_clips: int = 50) -> dict:
+    """Per split: clip count, histograms of classes, motions, backgrounds, dataset styles, object counts;
+    Stereo-Score quantiles per mix; BAS quantiles per mix over the first `bas_clips` clips."""
+    doc = read_manifest(root)
+    out = {}
+    for split in doc["splits"]:
+        h = {k: Counter() for k in ("class", "motion", "backdrop", "dataset_style", "objects")}
+        ss: dict[str, list[float]] = {m: [] for m in MIXES}
+        n = 0
+        for meta in iter_meta(root, split):
+            n += 1
+            for o in meta["objects"]:
+                h["class"][o["class"]] += 1
+                h["motion"][o["motion"]] += 1
+            h["backdrop"][meta["backdrop"]] += 1
+            h["dataset_style"][meta["dataset_style"]] += 1
+            h["objects"][str(len(meta["objects"]))] += 1
+            for m in MIXES:
+                ss[m].append(meta["stereo_score"][m])
+        bas = _bas(root, split, bas_clips) if bas_clips > 0 and n else {}
+        out[split] = {"clips": n, **{k: dict(sorted(v.items())) for k, v in h.items()},
+                      "stereo_score": {m: _quantiles(v) for m, v in ss.items()},
+                      "bas_first_object": {m: _quantiles(v) for m, v in bas.items()}}
+    if not out:
+        raise WorldError(f"{root} holds no split yet")
+    return out
+
+
+def format_stats(stats: dict) -> str:
+    """A plain-text report of `world_stats`."""
+    lines = []
+    for split, s in stats.items():
+        lines.append(f"== {split}: {s['clips']} clips")
+        for key in ("objects", "class", "motion", "backdrop", "dataset_style"):
+            total = max(1, sum(s[key].values()))
+            lines.append(f"  {key}:")
+            lines += [f"    {k:<14} {v:6d}  {'#' * int(40 * v / total)}" for k, v in s[key].items()]
+        for title, key in (("Stereo-Score", "stereo_score"), ("BAS (first object)", "bas_first_object")):
+            lines.append(f"  {title}:   mean    p10    p50    p90")
+            for m, q in s[key].items():
+                if q:
+                    lines.append(f"    {m:<10} {q['mean']:6.3f} {q['p10']:6.3f} {q['p50']:6.3f} {q['p90']:6.3f}")
+    return "\n".join(lines)
+
+
+def caption_frame(frame: np.ndarray, captions: list[str], scale: int = 2, width: int = 52,
+                  rows: int = 9) -> np.ndarray:
+    """(H', W', 3) uint8: the frame enlarged `scale` times with up to `rows` caption lines below."""
+    big = cv2.resize(frame, (frame.shape[1] * scale, frame.shape[0] * scale), interpolation=cv2.INTER_NEAREST)
+    lines = [ln for c in captions for ln in textwrap.wrap(c, width)][:rows]
+    strip = np.full((14 * rows + 8, big.shape[1], 3), 20, np.uint8)
+    for i, ln in enumerate(lines):
+        cv2.putText(strip, ln, (4, 14 + 14 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (235, 235, 235), 1, cv2.LINE_AA)
+    return np.concatenate([big, strip])
+
+
+def preview(out: str | os.PathLike, n: int = 4, seed: int = 0, split: str = "train",
+            cfg: WorldConfig = WorldConfig(), mix: str = "objaware") -> list[str]:
+    """Write an MP4 of `n` clips one after another, enlarged, captioned, with the chosen mix; return captions."""
+    from foley import io
+
+    if mix not in MIXES:
+        raise WorldError(f"unknown mix {mix!r}; choose from {MIXES}")
+    frames, audio, captions = [], [], []
+    for i in range(n):
+        scene = sample_scene(cfg, seed, split, i)
+        rendered = render(scene)
+        a = synthesize(scene, rendered)
+        text = [f"[{i}] {scene.key}  mix: {mix}"] + scene.captions
+        frames += [caption_frame(f, text) for f in rendered.frames]
+        audio.append(a.mixes[mix])
+        captions.append(" | ".join(scene.captions))
+    io.write_video(out, frames, cfg.fps, audio=np.concatenate(audio, axis=1), sr=cfg.sr)
+    return captions

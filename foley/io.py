@@ -323,7 +323,7 @@ def write_video(
             out.mux(video.encode(frame))
         out.mux(video.encode(None))
         if aac is not None:  # last, as its length is known only now: the muxer buffers <= 10 s of video for it
-            out.mux(_aac_packets(aac, _fit(audio, round(n / rate * AAC_RATE)), fmt))
+            out.mux(_aac_packets(aac, audio, fmt, 0, round(n / rate * AAC_RATE)))
 
 
 def _check_frame(rgb: np.ndarray, i: int, shape: tuple[int, ...] | None) -> np.ndarray:
@@ -356,14 +356,15 @@ def mux_audio(video_path: PathLike, audio: np.ndarray, sr: int, out_path: PathLi
     """
     fmt = _container_format(out_path)
     info = probe(video_path)
-    audio = _fit(_aac_input(audio, sr, f"audio for {out_path}"), round(info.duration * AAC_RATE))
+    audio = _aac_input(audio, sr, f"audio for {out_path}")
+    n = round(info.duration * AAC_RATE)  # the audio is padded with zeros or trimmed to this
     with _open_input(video_path) as src, atomic_output(out_path) as tmp:
         video_in = src.streams.video[0]
         # A video starting late gets silence before it: audio starting at pts > 0 would keep its priming in MP4.
         silence = max(0, round(float((video_in.start_time or 0) * video_in.time_base) * AAC_RATE))
         with _media_errors(f"cannot write {out_path}"), _open_output(tmp, fmt) as out:
             video_out = _copy_stream(out, video_in, out_path)
-            packets = _aac_packets(_add_aac(out, len(audio)), np.pad(audio, ((0, 0), (silence, 0))), fmt)
+            packets = _aac_packets(_add_aac(out, len(audio)), audio, fmt, silence, n)
             _mux_in_order(out, video_out, src.demux(video_in), packets)
 
 
@@ -377,9 +378,13 @@ def _aac_input(audio: np.ndarray, sr: int, what: str) -> np.ndarray:
         return _resample_array(audio, int(sr), AAC_RATE)
 
 
-def _fit(audio: np.ndarray, n: int) -> np.ndarray:
-    """Pad with zeros or trim (C, N) to (C, n)."""
-    return np.pad(audio[:, :n], ((0, 0), (0, max(0, n - audio.shape[1]))))
+def _window(audio: np.ndarray, start: int, size: int, n: int) -> np.ndarray:
+    """(C, size) float32: samples [start, start + size) of `audio` trimmed/zero-padded to n, zeros outside."""
+    block = np.zeros((audio.shape[0], size), np.float32)
+    a, b = max(start, 0), min(start + size, n, audio.shape[1])
+    if b > a:
+        block[:, a - start:b - start] = audio[:, a:b]
+    return block
 
 
 def _add_aac(out: av.container.OutputContainer, channels: int) -> av.AudioStream:
@@ -389,22 +394,27 @@ def _add_aac(out: av.container.OutputContainer, channels: int) -> av.AudioStream
     return stream
 
 
-def _aac_packets(stream: av.AudioStream, audio: np.ndarray, fmt: str) -> list[av.Packet]:
-    """Encode (C, N) so that exactly N samples decode, the first at time 0.
+def _aac_packets(stream: av.AudioStream, audio: np.ndarray, fmt: str, silence: int, n: int) -> list[av.Packet]:
+    """Encode `silence` zeros then (C, N) trimmed/padded to n, so that exactly silence + n samples decode from 0.
 
     The encoder primes with AAC_FRAME samples: its first packet starts at pts -1024, which the mov
     and Matroska muxers record (edit list / CodecDelay) and FFmpeg's demuxers skip. The end needs
     help: FFmpeg's mov demuxer ignores the edit list's end, so for MP4/MOV we prepend `lead` silent
-    samples at negative time to make lead + N whole AAC frames; Matroska instead marks the last
-    packet's padding as DiscardPadding (skip_samples side data).
+    samples at negative time to make lead + total whole AAC frames; Matroska instead marks the last
+    packet's padding as DiscardPadding (skip_samples side data). Encoded one second at a time, so
+    memory stays flat in the clip's length.
     """
-    n = audio.shape[1]
-    lead = (-n) % AAC_FRAME if fmt in ("mp4", "mov") else 0
-    planes = np.ascontiguousarray(np.pad(audio, ((0, 0), (lead, 0))))  # (C, lead + N)
-    frame = av.AudioFrame.from_ndarray(planes, format="fltp", layout=_LAYOUTS[len(audio)])
-    frame.sample_rate, frame.time_base, frame.pts = AAC_RATE, Fraction(1, AAC_RATE), -lead
-    packets = stream.encode(frame) + stream.encode(None)  # PyAV re-chunks to 1024-sample frames
-    _discard_end(packets[-1], packets[-1].pts + AAC_FRAME - n)
+    total = silence + n
+    lead = (-total) % AAC_FRAME if fmt in ("mp4", "mov") else 0
+    packets: list[av.Packet] = []
+    for start in range(0, lead + total, AAC_RATE):
+        size = min(AAC_RATE, lead + total - start)
+        block = _window(audio, start - lead - silence, size, n)  # (C, size)
+        frame = av.AudioFrame.from_ndarray(block, format="fltp", layout=_LAYOUTS[len(audio)])
+        frame.sample_rate, frame.time_base, frame.pts = AAC_RATE, Fraction(1, AAC_RATE), start - lead
+        packets += stream.encode(frame)
+    packets += stream.encode(None)
+    _discard_end(packets[-1], packets[-1].pts + AAC_FRAME - total)
     return packets
 
 

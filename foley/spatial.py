@@ -24,6 +24,7 @@ from scipy.signal import oaconvolve
 from foley.errors import AudioError, TrackError
 from foley.tracks import Track
 
+RENDER_CHUNK = 1 << 18  # samples rendered at a time (5.5 s at 48 kHz)
 
 @dataclass(frozen=True)
 class SpatialConfig:
@@ -141,10 +142,10 @@ def condition_track(track: Track, cfg: SpatialConfig = SpatialConfig()) -> Track
 
 # ---------------------------------------------------------------- gains and rendering
 
-def upsample(values: np.ndarray, fps: float, sr: int, n_samples: int) -> np.ndarray:
-    """Per-frame values -> per-sample, linear between frame centres (k + 0.5) / fps, held at the ends."""
+def upsample(values: np.ndarray, fps: float, sr: int, n_samples: int, start: int = 0) -> np.ndarray:
+    """Per-frame values -> samples [start, start + n_samples), linear between frame centres (k + 0.5) / fps."""
     t_frames = (np.arange(len(values)) + 0.5) / fps  # (K,) seconds
-    t = np.arange(n_samples) / sr  # (N,)
+    t = np.arange(start, start + n_samples) / sr  # (N,)
     return np.interp(t, t_frames, values)
 
 
@@ -167,8 +168,10 @@ def distance_gain(mass: np.ndarray, w: np.ndarray, m_max: float) -> np.ndarray:
 
 
 def check_audio(audio: np.ndarray, what: str = "audio") -> np.ndarray:
-    """Reject NaN/inf or empty audio with a clear message; return float64 array."""
-    audio = np.asarray(audio, dtype=np.float64)
+    """Reject NaN/inf or empty audio with a clear message; return it as a float array (no copy if it is one)."""
+    audio = np.asarray(audio)
+    if not np.issubdtype(audio.dtype, np.floating):
+        audio = audio.astype(np.float32)
     if audio.size == 0:
         raise AudioError(f"{what} is empty")
     if not np.all(np.isfinite(audio)):
@@ -183,11 +186,16 @@ def render_source(mono: np.ndarray, track: Track, sr: int, cfg: SpatialConfig = 
         raise AudioError(f"source audio must be mono (N,), got shape {mono.shape}")
     ct = condition_track(track, cfg)
     m_max = float(ct.mass.max())
-    w = upsample(ct.x, ct.fps, sr, mono.size).astype(np.float32)  # (N,) unclipped position
-    m = upsample(ct.mass, ct.fps, sr, mono.size).astype(np.float32)  # (N,)
-    g_l, g_r = pan_gains(w)
-    vm = distance_gain(m, w, m_max) * mono.astype(np.float32)  # (N,) distance-scaled source
-    return np.stack([g_l * vm, g_r * vm])  # (2, N) float32
+    out = np.empty((2, mono.size), np.float32)
+    for a in range(0, mono.size, RENDER_CHUNK):  # chunks keep memory flat in clip length
+        n = min(RENDER_CHUNK, mono.size - a)
+        w = upsample(ct.x, ct.fps, sr, n, a).astype(np.float32)  # (n,) unclipped position
+        m = upsample(ct.mass, ct.fps, sr, n, a).astype(np.float32)  # (n,)
+        g_l, g_r = pan_gains(w)
+        vm = distance_gain(m, w, m_max) * mono[a:a + n]  # (n,) distance-scaled source
+        np.multiply(g_l, vm, out=out[0, a:a + n])
+        np.multiply(g_r, vm, out=out[1, a:a + n])
+    return out  # (2, N)
 
 
 def _velvet(n: int, density: int, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -227,7 +235,7 @@ def mix(sources: Sequence[np.ndarray], ambience: np.ndarray | None = None, ambie
     if not sources:
         raise AudioError("nothing to mix")
     n = max(s.shape[-1] for s in sources)
-    out = np.zeros((2, n))
+    out = np.zeros((2, n), np.float32)
     for s in sources:
         out += fit_length(s, n)
     if ambience is not None:

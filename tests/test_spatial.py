@@ -141,3 +141,14 @@ def test_bad_input():
         condition_track(make_track(np.full(10, np.nan)))
     with pytest.raises(AudioError):
         render_source(np.zeros((2, 100)), make_track(np.zeros(3)), SR)
+
+
+def test_chunked_rendering_equals_whole(monkeypatch):
+    import foley.spatial as sp
+
+    rng = np.random.default_rng(4)
+    mono = rng.standard_normal(3 * SR).astype(np.float32)
+    track = make_track(np.linspace(-1.4, 1.3, 75))
+    whole = render_source(mono, track, SR)
+    monkeypatch.setattr(sp, "RENDER_CHUNK", 1000)
+    np.testing.assert_allclose(render_source(mono, track, SR), whole, atol=1e-6)

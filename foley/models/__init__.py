@@ -1,0 +1,1 @@
+"""Neural models: the stereo codec (codec.py) and, later, the generators on its latents."""

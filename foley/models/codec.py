@@ -1,0 +1,273 @@
+"""Stereo audio codec: 48 kHz stereo <-> one continuous latent frame per video frame (MISSION part 4).
+
+    codec = Codec(PRESETS["tiny"])
+    z = codec.encode(x)          # (B, 2, N) -> (B, C, T), T = ceil(N / hop), hop = sr / fps
+    y = codec.decode(z)          # (B, C, T) -> (B, 2, T * hop)
+    with codec.streaming():      # causal variant: one (or more) frames at a time, state kept inside
+        y_t = codec.decode(codec.encode(x_t))
+
+Latent channels = [spectral (learned, VAE) | pan per band | coherence per band]. The spectral
+channels carry the power spectrum L^2 + R^2 of each frame; the stereo channels are the parametric
+stereo cues of `codec_dsp` (structural, never learned), so the stereo image survives by construction.
+All channels are normalised by `latent_mean` / `latent_std`, buffers of the codec and its checkpoint.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from foley.errors import FoleyError
+from foley.models.codec_dsp import Analysis, Synthesis
+from foley.models.streaming import StreamingModule
+
+LOG_POWER_SHIFT, LOG_POWER_SCALE = 2.0, 6.0  # brings log(L^2 + R^2) of typical audio near N(0, 1)
+
+
+class CodecError(FoleyError):
+    """A codec checkpoint, config or input is unusable."""
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """Sizes of a codec; `PRESETS` names the common ones. Saved inside every checkpoint."""
+
+    sr: int = 48000
+    fps: int = 25
+    subframes: int = 8  # synthesis/analysis subframes per latent frame (time resolution hop / subframes)
+    spectral_channels: int = 32  # learned latent channels (VAE)
+    stereo_bands: int = 16  # pan + coherence channels, one each per band
+    width: int = 256
+    enc_blocks: int = 2
+    dec_blocks: int = 3
+    kernel: int = 3  # temporal kernel (latent frames) of every block
+    causal: bool = True
+
+    def __post_init__(self) -> None:
+        if self.sr % self.fps or (self.sr // self.fps) % self.subframes:
+            raise CodecError(f"sr / fps / subframes must divide exactly, got {self.sr} / {self.fps} / {self.subframes}")
+        if min(self.spectral_channels, self.stereo_bands, self.width, self.kernel) < 1:
+            raise CodecError("channel counts, width and kernel must be positive")
+        if self.stereo_bands > self.n_bins // 2:
+            raise CodecError(f"{self.stereo_bands} stereo bands are too many for {self.n_bins} bins")
+
+    @property
+    def hop(self) -> int:
+        return self.sr // self.fps  # samples per latent frame: 1920 at 25 fps, 1600 at 30 fps
+
+    @property
+    def sub_hop(self) -> int:
+        return self.hop // self.subframes
+
+    @property
+    def n_bins(self) -> int:
+        return self.sub_hop + 1
+
+    @property
+    def channels(self) -> int:
+        return self.spectral_channels + 2 * self.stereo_bands
+
+    @property
+    def floats_per_second(self) -> int:
+        return self.channels * self.fps
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CodecConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise CodecError(f"codec config has unknown fields {unknown}: checkpoint from a newer foley?")
+        return cls(**d)
+
+
+PRESETS: dict[str, CodecConfig] = {
+    "tiny": CodecConfig(),
+    "small": CodecConfig(width=512, enc_blocks=4, dec_blocks=6),
+    "soundreactor": CodecConfig(fps=30, width=1024, enc_blocks=6, dec_blocks=8, kernel=5),  # 64 ch at 30 Hz
+}
+
+
+class TemporalConv(StreamingModule):
+    """Conv over latent frames (B, T, C) -> (B, T, C'); causal ones keep their last kernel-1 inputs when streaming."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, causal: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(c_in, c_out, kernel)
+        self.kernel, self.causal = kernel, causal
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.transpose(1, 2)  # (B, C, T)
+        k = self.kernel - 1
+        if not self.causal:
+            return self.conv(F.pad(x, (k // 2, k - k // 2))).transpose(1, 2)
+        past = self._streaming_state.get("past", x.new_zeros(*x.shape[:2], k))
+        xp = torch.cat([past, x], -1)  # (B, C, k + T)
+        if self.is_streaming:
+            self._streaming_state["past"] = xp[..., xp.shape[-1] - k:]
+        return self.conv(xp).transpose(1, 2)
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + Linear(GELU(TemporalConv(LayerNorm(x))))."""
+
+    def __init__(self, width: int, kernel: int, causal: bool) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.conv = TemporalConv(width, width, kernel, causal)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.proj(F.gelu(self.conv(self.norm(x))))
+
+
+class Net(nn.Module):
+    """(B, T, c_in) -> (B, T, c_out): Linear, residual blocks, LayerNorm, Linear."""
+
+    def __init__(self, c_in: int, c_out: int, cfg: CodecConfig, n_blocks: int) -> None:
+        super().__init__()
+        self.inp = nn.Linear(c_in, cfg.width)
+        self.blocks = nn.ModuleList([Block(cfg.width, cfg.kernel, cfg.causal) for _ in range(n_blocks)])
+        self.norm = nn.LayerNorm(cfg.width)
+        self.out = nn.Linear(cfg.width, c_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.inp(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.out(self.norm(x))
+
+
+@dataclass
+class CodecOutput:
+    """What a training step needs from one forward pass."""
+
+    audio: Tensor  # (B, 2, N) reconstruction from a posterior sample
+    log_power: Tensor  # (B, T, sub, K) decoded log power on the synthesis grid
+    mean: Tensor  # (B, T, Cs) posterior mean of the spectral channels
+    logvar: Tensor  # (B, T, Cs)
+
+
+class Codec(StreamingModule):
+    """Frame VAE with structural parametric stereo (see module docstring)."""
+
+    def __init__(self, cfg: CodecConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        feat = cfg.subframes * cfg.n_bins
+        self.analysis = Analysis(cfg.hop, cfg.subframes, cfg.stereo_bands, cfg.sr)
+        self.synthesis = Synthesis(cfg.hop, cfg.subframes, cfg.stereo_bands, cfg.sr)
+        self.encoder = Net(feat, 2 * cfg.spectral_channels, cfg, cfg.enc_blocks)
+        self.decoder = Net(cfg.spectral_channels, feat, cfg, cfg.dec_blocks)
+        self.register_buffer("latent_mean", torch.zeros(cfg.channels))
+        self.register_buffer("latent_std", torch.ones(cfg.channels))
+        nn.init.normal_(self.decoder.out.weight, std=0.02)  # start near a quiet, flat spectrum
+        nn.init.zeros_(self.decoder.out.bias)
+
+    # ------------------------------------------------------------------ raw (unnormalised) path
+    def _pad(self, x: Tensor) -> Tensor:
+        if x.dim() != 3 or x.shape[1] != 2:
+            raise CodecError(f"expected stereo audio (B, 2, N), got shape {tuple(x.shape)}")
+        if self.is_streaming and not self.cfg.causal:
+            raise CodecError("this codec is non-causal: streaming needs a causal config (causal=True)")
+        rem = x.shape[-1] % self.cfg.hop
+        if rem and self.is_streaming:
+            raise CodecError(f"streaming input must be a whole number of {self.cfg.hop}-sample frames")
+        return F.pad(x, (0, self.cfg.hop - rem)) if rem else x
+
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(B, 2, N) -> mean, logvar (B, T, Cs) of the spectral channels, pan and coherence (B, T, nb)."""
+        log_power, pan, coherence = self.analysis(self._pad(x))  # (B, T, sub, K), (B, T, nb) x 2
+        feat = (log_power.flatten(2) - LOG_POWER_SHIFT) / LOG_POWER_SCALE  # (B, T, sub*K)
+        mean, logvar = self.encoder(feat).chunk(2, -1)  # (B, T, Cs) each
+        return mean, logvar.clamp(-20.0, 10.0), pan, coherence
+
+    def render(self, spectral: Tensor, pan: Tensor, coherence: Tensor) -> tuple[Tensor, Tensor]:
+        """Raw latents -> (audio (B, 2, T*hop), log power (B, T, sub, K))."""
+        b, t, _ = spectral.shape
+        log_power = self.decoder(spectral).float().view(b, t, self.cfg.subframes, self.cfg.n_bins)
+        log_power = log_power * LOG_POWER_SCALE + LOG_POWER_SHIFT
+        return self.synthesis(log_power, pan, coherence), log_power
+
+    def forward(self, x: Tensor, sample: bool = True) -> CodecOutput:
+        """Training pass: encode, sample the posterior, decode."""
+        mean, logvar, pan, coherence = self.posterior(x)
+        z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar) if sample else mean
+        audio, log_power = self.render(z, pan, coherence)
+        return CodecOutput(audio, log_power, mean, logvar)
+
+    # ------------------------------------------------------------------ public, normalised latents
+    def encode(self, x: Tensor) -> Tensor:
+        """(B, 2, N) stereo at cfg.sr -> normalised latents (B, C, T), T = ceil(N / hop); posterior mean."""
+        mean, _, pan, coherence = self.posterior(x)
+        raw = torch.cat([mean, pan, 2 * coherence - 1], -1)  # (B, T, C)
+        return ((raw - self.latent_mean) / self.latent_std).transpose(1, 2)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Normalised latents (B, C, T) -> stereo (B, 2, T * hop)."""
+        if self.is_streaming and not self.cfg.causal:
+            raise CodecError("this codec is non-causal: streaming needs a causal config (causal=True)")
+        if z.dim() != 3 or z.shape[1] != self.cfg.channels:
+            raise CodecError(f"expected latents (B, {self.cfg.channels}, T), got shape {tuple(z.shape)}")
+        raw = z.transpose(1, 2) * self.latent_std + self.latent_mean  # (B, T, C)
+        cs, nb = self.cfg.spectral_channels, self.cfg.stereo_bands
+        audio, _ = self.render(raw[..., :cs], raw[..., cs:cs + nb], (raw[..., cs + nb:] + 1) / 2)
+        return audio
+
+    @torch.no_grad()
+    def calibrate(self, x: Tensor) -> None:
+        """Set the latent normalisation from audio (B, 2, N): every channel to zero mean, unit variance."""
+        self.latent_mean.zero_()
+        self.latent_std.fill_(1.0)
+        z = self.encode(x).transpose(1, 2).flatten(0, 1)  # (B*T, C)
+        self.latent_mean.copy_(z.mean(0))
+        self.latent_std.copy_(z.std(0).clamp_min(1e-3))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+# ---------------------------------------------------------------------- checkpoints
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "codec_tiny.pt"
+FORMAT = "foley.codec/1"
+
+
+def save_codec(path: str | Path, codec: Codec, **extra: object) -> None:
+    """Write {format, config, weights, **extra} atomically."""
+    from foley.files import atomic_output
+
+    with atomic_output(path) as tmp:
+        torch.save({"format": FORMAT, "config": asdict(codec.cfg), "model": codec.state_dict(), **extra}, tmp)
+
+
+def load_codec(path: str | Path | None = None, map_location: str | torch.device = "cpu",
+               expect: CodecConfig | None = None) -> Codec:
+    """A codec from a checkpoint written by `save_codec` or the trainer (EMA weights preferred)."""
+    path = Path(path) if path is not None else DEFAULT_CHECKPOINT
+    if not path.is_file():
+        raise CodecError(f"codec checkpoint {str(path)!r} not found: train one with `foley train codec` "
+                         "or pass --checkpoint")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many kinds on a damaged file
+        raise CodecError(f"{path}: not a readable codec checkpoint ({type(e).__name__}): re-download or retrain") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CodecError(f"{path}: not a foley codec checkpoint (format {ckpt.get('format') if isinstance(ckpt, dict) else None!r})")
+    cfg = CodecConfig.from_dict(ckpt["config"])
+    if expect is not None and replace(cfg) != expect:
+        raise CodecError(f"{path}: checkpoint config {cfg} differs from the requested {expect}")
+    codec = Codec(cfg)
+    try:
+        codec.load_state_dict(ckpt.get("ema") or ckpt["model"])
+    except RuntimeError as e:
+        raise CodecError(f"{path}: weights do not match its config ({str(e).splitlines()[0]})") from None
+    return codec.eval()
+
+
+def frames_for(n_samples: int, cfg: CodecConfig) -> int:
+    """Latent frames covering n_samples."""
+    return math.ceil(n_samples / cfg.hop)

@@ -1,0 +1,153 @@
+"""Stereo codec: streaming == batch, causality through gradients, structural stereo, latents, checkpoints."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from foley.metrics import audio_position
+from foley.models.codec import Codec, CodecConfig, CodecError, PRESETS, load_codec, save_codec
+from foley.spatial import pan_gains
+
+torch.set_num_threads(1)
+CFG = CodecConfig(width=64, enc_blocks=2, dec_blocks=2)  # tiny sizes, same signal path as the presets
+HOP = CFG.hop
+
+
+def _codec(cfg: CodecConfig = CFG, seed: int = 0) -> Codec:
+    torch.manual_seed(seed)
+    return Codec(cfg).eval()
+
+
+def _noise(frames: int, seed: int = 0, batch: int = 2) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return 0.1 * torch.randn(batch, 2, frames * HOP, generator=g)
+
+
+def _panned(w: float, frames: int = 12, seed: int = 1) -> torch.Tensor:
+    mono = np.random.default_rng(seed).standard_normal(frames * HOP) * 0.1
+    gl, gr = pan_gains(np.array(w))
+    return torch.tensor(np.stack([gl * mono, gr * mono]), dtype=torch.float32)[None]  # (1, 2, N)
+
+
+@pytest.mark.parametrize("chunk", [1, 3])
+def test_streaming_equals_batch(chunk):
+    codec, x = _codec(), _noise(9)
+    with torch.no_grad():
+        z, y = codec.encode(x), codec.decode(codec.encode(x))
+        with codec.streaming():
+            zs = torch.cat([codec.encode(x[..., i * HOP:(i + chunk) * HOP]) for i in range(0, 9, chunk)], -1)
+        with codec.streaming():
+            ys = torch.cat([codec.decode(z[..., i:i + chunk]) for i in range(0, 9, chunk)], -1)
+    assert y.abs().max() > 0.01  # a real signal, not silence
+    torch.testing.assert_close(zs, z, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ys, y, atol=1e-5, rtol=0)
+
+
+def test_streaming_state_can_be_read_reset_and_set():
+    codec, x = _codec(), _noise(4)
+    with torch.no_grad(), codec.streaming():
+        codec.decode(codec.encode(x[..., :2 * HOP]))
+        state = codec.get_streaming_state()
+        a = codec.decode(codec.encode(x[..., 2 * HOP:]))
+        codec.reset_streaming()
+        assert codec.get_streaming_state() == {}
+        codec.set_streaming_state(state)
+        b = codec.decode(codec.encode(x[..., 2 * HOP:]))
+    torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def _grad_of_past_output(codec: Codec, t0: int) -> torch.Tensor:
+    x = _noise(8, batch=1).requires_grad_(True)
+    y = codec.decode(codec.encode(x))
+    y[..., : t0 * HOP].pow(2).sum().backward()
+    return x.grad[..., t0 * HOP:]
+
+
+def test_causal_output_never_depends_on_future_input():
+    for t0 in (1, 4, 7):
+        assert torch.all(_grad_of_past_output(_codec(), t0) == 0)
+    codec, x = _codec(), _noise(8, batch=1).requires_grad_(True)
+    codec.encode(x)[..., :4].sum().backward()
+    assert torch.all(x.grad[..., 4 * HOP:] == 0) and x.grad[..., : 4 * HOP].abs().sum() > 0
+
+
+def test_non_causal_variant_looks_ahead_and_refuses_streaming():
+    codec = _codec(CodecConfig(width=64, enc_blocks=2, dec_blocks=2, causal=False))
+    assert _grad_of_past_output(codec, 4).abs().sum() > 0  # the test above can fail
+    with pytest.raises(CodecError, match="non-causal"), codec.streaming():
+        codec.encode(_noise(1))
+
+
+@pytest.mark.parametrize("w", [-0.7, -0.2, 0.0, 0.5, 0.9])
+def test_stereo_image_survives_an_untrained_codec(w):
+    """Pan is structural: even random weights return a source where it was (the calibration run's failure)."""
+    codec, x = _codec(), _panned(w)
+    with torch.no_grad():
+        y = codec.decode(codec.encode(x))[0].numpy()
+    pos = audio_position(y, CFG.sr, CFG.fps)
+    assert np.all(np.abs(pos.pan[~pos.silent] - w) < 0.02)
+
+
+def test_coherence_separates_a_panned_source_from_decorrelated_noise():
+    codec = _codec()
+    coherent, diffuse = _panned(0.3), _noise(12, batch=1)
+    cs, nb = CFG.spectral_channels, CFG.stereo_bands
+    with torch.no_grad():
+        c1 = (codec.encode(coherent)[0, cs + nb:] + 1) / 2
+        c2 = (codec.encode(diffuse)[0, cs + nb:] + 1) / 2
+    assert c1.min() > 0.99 and c2[nb // 2:].mean() < 0.2  # wide bands average the cross-spectrum out
+
+
+def test_decoded_level_follows_the_analysed_power():
+    """The synthesis gain: random-phase overlap-add of the analysed power returns the input's level."""
+    codec, x = _codec(), _panned(-0.4, frames=25)
+    log_power, pan, coh = codec.analysis(x)
+    y = codec.synthesis(codec.synthesis.target(x), pan, coh)
+    ratio_db = 10 * torch.log10(y.pow(2).mean() / x.pow(2).mean())
+    assert abs(float(ratio_db)) < 0.5
+
+
+def test_shapes_hop_and_floats_per_second():
+    for name, cfg in PRESETS.items():
+        assert cfg.hop == cfg.sr // cfg.fps and cfg.channels in range(32, 65), name
+    assert PRESETS["tiny"].hop == 1920 and PRESETS["soundreactor"].hop == 1600
+    codec = _codec()
+    z = codec.encode(torch.zeros(1, 2, HOP * 3 + 5))  # padded up to whole frames
+    assert z.shape == (1, CFG.channels, 4) and codec.decode(z).shape == (1, 2, 4 * HOP)
+    assert CFG.floats_per_second == CFG.channels * 25
+    with pytest.raises(CodecError, match="stereo"):
+        codec.encode(torch.zeros(1, 1, HOP))
+    with pytest.raises(CodecError, match="whole number"), codec.streaming():
+        codec.encode(torch.zeros(1, 2, HOP + 1))
+    with pytest.raises(CodecError):
+        CodecConfig(fps=7)
+
+
+def test_calibrate_normalises_latents_inside_the_codec():
+    codec, x = _codec(), _noise(20, batch=4)
+    codec.calibrate(x)
+    z = codec.encode(x).transpose(1, 2).flatten(0, 1)
+    torch.testing.assert_close(z.mean(0), torch.zeros(CFG.channels), atol=1e-3, rtol=0)
+    assert torch.all((z.std(0) - 1).abs() < 1e-3)
+
+
+def test_checkpoint_roundtrip_and_bad_files(tmp_path):
+    codec, x = _codec(), _noise(3)
+    codec.calibrate(x)
+    save_codec(tmp_path / "c.pt", codec)
+    loaded = load_codec(tmp_path / "c.pt")
+    assert loaded.cfg == CFG
+    torch.testing.assert_close(loaded.encode(x), codec.encode(x))
+    with pytest.raises(CodecError, match="differs"):
+        load_codec(tmp_path / "c.pt", expect=PRESETS["tiny"])
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CodecError, match="not a readable"):
+        load_codec(tmp_path / "bad.pt")
+    torch.save({"format": "something else"}, tmp_path / "other.pt")
+    with pytest.raises(CodecError, match="not a foley codec"):
+        load_codec(tmp_path / "other.pt")
+    with pytest.raises(CodecError, match="not found"):
+        load_codec(tmp_path / "missing.pt")
+    with torch.no_grad():
+        assert math.isfinite(float(loaded.decode(loaded.encode(x)).abs().max()))

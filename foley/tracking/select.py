@@ -39,7 +39,7 @@ def onset_envelope(audio: np.ndarray, sr: int, fps: float, n_frames: int) -> np.
     return env / max(float(env.max()), 1e-12)
 
 
-def _spectral_flux(mono: np.ndarray, n_fft: int, hop: int, chunk: int = 2048) -> np.ndarray:
+def _spectral_flux(mono: np.ndarray, n_fft: int, hop: int, chunk: int = 256) -> np.ndarray:
     """(T,) summed positive increase of log magnitude between successive Hann windows (Bello et al. 2005).
 
     Computed `chunk` windows at a time, so that long soundtracks need little memory.

@@ -48,19 +48,21 @@ def dominant_bas(stereo: np.ndarray, stems: np.ndarray, ambience: np.ndarray, tr
     return out
 
 
-def onsets(signal: np.ndarray, sr: int, hop_s: float = 0.005, rise_db: float = 9.0, floor_db: float = -35.0,
-           refractory_s: float = 0.12) -> np.ndarray:
-    """Onset times (s) of a mono signal: 5 ms hops whose energy jumps `rise_db` over the previous 20 ms
-    minimum and is within `floor_db` of the loudest hop; at most one onset per `refractory_s`."""
+def onsets(signal: np.ndarray, sr: int, hop_s: float = 0.005, window: int = 4, rise_db: float = 9.0,
+           floor_db: float = -35.0, refractory_s: float = 0.12) -> np.ndarray:
+    """Onset times (s) of a mono signal: energy over `window` hops of 5 ms rises `rise_db` above the
+    window just before, within `floor_db` of the loudest; at most one onset per `refractory_s`."""
     hop = int(round(hop_s * sr))
     n = signal.size // hop
-    e = np.square(signal[: n * hop].astype(np.float64)).reshape(n, hop).mean(axis=1) + 1e-20  # (H,)
-    db = 10 * np.log10(e)
-    prev = np.array([db[max(0, i - 4):i].min() if i else db[0] for i in range(n)])
-    hits = np.flatnonzero((db - prev >= rise_db) & (db >= db.max() + floor_db))
+    e = np.square(signal[: n * hop].astype(np.float64)).reshape(n, hop).sum(axis=1)  # (H,)
+    db = 10 * np.log10(np.convolve(e, np.ones(window), mode="valid") + 1e-20)  # (H - window + 1,) window i..i+w-1
+    rise = np.full(db.size, -np.inf)
+    rise[window:] = db[window:] - db[:-window]
+    hits = np.flatnonzero((rise >= rise_db) & (db >= db.max() + floor_db))
     out, last = [], -math.inf
-    for h in hits:
-        if (h - last) * hop_s >= refractory_s:
-            out.append(h * hop_s)
-            last = h
+    for i in hits:
+        t = (i + window - 1) * hop_s  # the newest hop of the window
+        if t - last >= refractory_s:
+            out.append(t)
+            last = t
     return np.array(out)

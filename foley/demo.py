@@ -35,7 +35,7 @@ class DemoScene:
     height: int = 270
     fps: float = 25.0
     seconds: float = 8.0
-    pan_px_per_s: float = 12.0  # camera pan speed, in pixels at this frame size... per second
+    pan_px_per_s: float = 12.0  # camera pan speed, pixels per second
     ball_radius_frac: float = 0.09  # ball radius as a fraction of the frame height
     bounces_per_s: float = 1.6
     seed: int = 0

@@ -146,3 +146,16 @@ def test_console_script_exit_code_without_traceback(tmp_path):
     res = subprocess.run([sys.executable, "-m", "foley", "eval", "--audio", tmp_path / "x.wav", "--track",
                           tmp_path / "t.json"], capture_output=True, text=True)
     assert res.returncode == 1 and "Traceback" not in res.stderr and "foley: error:" in res.stderr
+
+
+def test_video_own_audio_is_used_when_no_audio_given(clip, capsys, tmp_path):
+    d, truth = clip
+    scene = DemoScene(width=320, height=180, seconds=6.0)
+    with_sound = tmp_path / "with_sound.mp4"
+    mono = scene.sound(SR)
+    io.write_video(with_sound, scene.frames(), scene.fps, audio=np.stack([mono, mono]), sr=SR)
+    out = tmp_path / "o.flac"
+    code, _, err = run(["spatialize", with_sound, "-o", out], capsys)
+    assert code == 0, err
+    audio, sr = sf.read(out, always_2d=True)
+    assert evaluate(audio.T, sr, truth).bas >= 0.9

@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--height", type=int, default=360)
     d.add_argument("--seconds", type=float, default=8.0)
     d.set_defaults(func=_cmd_demo)
+
+    from foley.world.cli import add_parsers as add_world
+
+    add_world(sub)
     return p
 
 

@@ -64,13 +64,18 @@ def distance_scaled(source: np.ndarray, track: Track, sr: int) -> np.ndarray:
     return v * source
 
 
-def _pan(scaled: np.ndarray, knots: tuple[float, ...], sr: int) -> np.ndarray:
-    """(2, N): a distance-scaled source (already / sqrt 2) panned by eq. (3) along a path unrelated to the picture."""
+def _pan(scaled: np.ndarray, knots: tuple[float, ...], sr: int, control: int = 32) -> np.ndarray:
+    """(2, N): a distance-scaled source (already / sqrt 2) panned by eq. (3) along a path unrelated to the
+    picture: constant (one knot) or smooth through the knots; gains are computed every `control` samples."""
+    n = scaled.size
     if len(knots) == 1:
         g_l, g_r = pan_gains(np.array(knots[0]))
     else:
-        w = np.interp(np.linspace(0, len(knots) - 1, scaled.size), np.arange(len(knots)), knots)  # (N,)
-        g_l, g_r = pan_gains(w)
+        m = n // control + 2
+        w = np.interp(np.linspace(0, len(knots) - 1, m), np.arange(len(knots)), knots)  # (M,)
+        gl, gr = pan_gains(w)
+        t = np.arange(n) / control
+        g_l, g_r = np.interp(t, np.arange(m), gl), np.interp(t, np.arange(m), gr)
     return math.sqrt(2) * np.stack([g_l * scaled, g_r * scaled])
 
 

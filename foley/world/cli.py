@@ -75,7 +75,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--masks", action="store_true", help="also store per-object masks")
     m.add_argument("--clips-per-shard", type=int, help="clips per tar shard (default 32)")
     m.add_argument("--dual-mono-share", type=float, help="share of dual-mono `dataset` mixes (default 0.27)")
-    m.add_argument("--jpeg-quality", type=int, help="JPEG quality of the frames (default 85)")
+    m.add_argument("--jpeg-quality", type=int, help="JPEG quality of the frames (default 80)")
     m.add_argument("--rank", type=int, help="this machine's index (default: $RANK or $SLURM_PROCID, else 0)")
     m.add_argument("--world-size", type=int, help="machines in all (default: $WORLD_SIZE or $SLURM_NTASKS, else 1)")
     m.add_argument("--quiet", action="store_true", help="no progress bar")

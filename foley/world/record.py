@@ -31,9 +31,10 @@ SCHEMA = "foley.world/1"
 
 
 def _flac(audio: np.ndarray, sr: int) -> bytes:
-    """(C, N) float -> 16-bit FLAC bytes."""
+    """(C, N) float in [-1, 1] -> 16-bit FLAC bytes (fastest compression level: ~3% larger, ~2x faster)."""
+    pcm = np.clip(np.round(np.asarray(audio, np.float32).T * 32767.0), -32768, 32767).astype(np.int16)  # (N, C)
     buf = io.BytesIO()
-    sf.write(buf, np.ascontiguousarray(np.asarray(audio, np.float32).T), sr, format="FLAC", subtype="PCM_16")
+    sf.write(buf, pcm, sr, format="FLAC", subtype="PCM_16", compression_level=0.0)
     return buf.getvalue()
 
 

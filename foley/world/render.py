@@ -2,7 +2,7 @@
 
 Each object is drawn into a small label canvas (only its bounding box is touched) and blitted over
 the panning background. Its track is measured on the very mask that was drawn, with
-`centroid_and_mask` (StereoFoley eq. 2) on the visible part and mapped to frame coordinates; when
+`centroid_and_mass` (StereoFoley eq. 2) on the visible part and mapped to frame coordinates; when
 nothing is visible the track holds the centroid of the whole (off-frame) shape, beyond +-1, and its
 full mass. Tracks are ground truth, so every frame is reliable. Masks are per object and amodal
 (an object's silhouette even where another object covers it).
@@ -78,7 +78,7 @@ def _background(scene: Scene) -> tuple[np.ndarray, np.ndarray | None]:
     rng = np.random.default_rng([scene.seed, scene.index, 7])
     extra = int(math.ceil(abs(scene.pan_px_per_s) * cfg.seconds)) + 2
     bd = BACKDROPS[scene.backdrop]
-    pano = bd.image(cfg.height, cfg.width + extra, rng)
+    pano = cv2.GaussianBlur(bd.image(cfg.height, cfg.width + extra, rng), (3, 3), 0.8)  # less grain: smaller JPEGs
     rain = rain_layer(cfg.height, cfg.width, rng, scene.amount) if bd.rain else None
     return pano, rain
 
@@ -107,8 +107,9 @@ def render(scene: Scene, with_masks: bool = False) -> Rendered:
             o = int(t * 6 * h) % h
             np.maximum(f, rain[h - o:2 * h - o], out=f)
         for i in order:
-            pose = pose_at(t, scheds[i].anim, int(motions[i].facing[k]), float(motions[i].travelled[k]), bool(running[i][k]))
-            tr[i, k] = _draw(f, objs[i], motions[i], pose, paints[i], k, masks[i][k] if masks else None)
+            mo = motions[i]
+            pose = pose_at(t, scheds[i].anim, int(mo.facing[k]), float(mo.travelled[k]), bool(running[i][k]))
+            tr[i, k] = _draw(f, objs[i], mo, pose, paints[i], k, masks[i][k] if masks else None)
     tracks = [Track(fps=cfg.fps, x=tr[i, :, 0], y=tr[i, :, 1], mass=tr[i, :, 2], reliable=np.ones(k_n, bool),
                     label=o.cls, frame_size=(w, h)) for i, o in enumerate(objs)]
     return Rendered(frames, tracks, masks, scheds, motions)

@@ -42,7 +42,7 @@ class WorldConfig:
     pan_share: float = 0.5  # share of clips with a slow camera pan
     size: tuple[float, float] = (0.2, 0.3)  # object base size, fraction of the frame height
     ambience_db: tuple[float, float] = (-30.0, -18.0)  # ambience level against the objects
-    jpeg_quality: int = 85
+    jpeg_quality: int = 80
     masks: bool = False  # store per-object masks in the shards
     clips_per_shard: int = 32
 

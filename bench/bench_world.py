@@ -1,0 +1,71 @@
+"""Benchmark of the procedural world: clips/s with 1 and 2 workers, bytes per clip, time split per stage.
+
+    python bench/bench_world.py [--n 48] [--seconds 4] [--size 224] [--fps 25]
+
+Clips/s is end to end (`make_world`: render, synthesise, encode, tar) into a temporary folder,
+including process start-up; the split is measured in one process over the first clips.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from foley.world import PRESETS, render, sample_scene, synthesize
+from foley.world.record import encode
+from foley.world.shards import make_world
+
+
+def split(cfg, n: int) -> dict[str, float]:
+    """Mean seconds per clip in each stage, over n clips."""
+    t = np.zeros(3)
+    for i in range(n):
+        scene = sample_scene(cfg, 123, "train", i)
+        t0 = time.perf_counter()
+        r = render(scene)
+        t1 = time.perf_counter()
+        a = synthesize(scene, r)
+        t2 = time.perf_counter()
+        encode(scene, r, a)
+        t[:] += [t1 - t0, t2 - t1, time.perf_counter() - t2]
+    return dict(zip(("render (frames, masks, tracks)", "audio (stems, ambience, 3 mixes)",
+                     "encode (JPEG, FLAC, JSON, Stereo-Score)"), t / n))
+
+
+def throughput(cfg, n: int, workers: int) -> tuple[float, float]:
+    """(clips per second, bytes per clip) of make_world with `workers` processes."""
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        make_world(d, n, "train", 0, cfg, workers=workers, progress=False)
+        dt = time.perf_counter() - t0
+        size = sum(p.stat().st_size for p in Path(d, "train").glob("*.tar"))
+    return n / dt, size / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=48, help="clips per worker count (default 48)")
+    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--fps", type=int, default=25)
+    a = ap.parse_args()
+    cfg = replace(PRESETS["default"], seconds=a.seconds, width=a.size, height=a.size, fps=a.fps, clips_per_shard=8)
+    print(f"clips: {a.seconds:g} s, {a.size}x{a.size}, {a.fps} fps, 48 kHz; {os.cpu_count()} CPU cores")
+    parts = split(cfg, 12)
+    print("\ntime per clip, one process:")
+    for k, v in parts.items():
+        print(f"  {k:<42} {1000 * v:7.1f} ms")
+    print(f"  {'total':<42} {1000 * sum(parts.values()):7.1f} ms")
+    print("\n| workers | clips/s | bytes/clip | hours for 20,000 clips |\n|---|---|---|---|")
+    for w in (1, 2):
+        rate, size = throughput(cfg, a.n * w, w)
+        print(f"| {w} | {rate:.2f} | {size / 1e6:.2f} MB | {20000 / rate / 3600:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

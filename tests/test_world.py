@@ -81,8 +81,8 @@ def test_ball_touches_the_floor_at_its_impacts():
 def test_objaware_places_objects_and_dataset_does_not():
     res = {"objaware": [], "dataset": [], "mono": []}
     for i, name in enumerate(CLASSES):
-        for motion in ("static_off", "crossing", "enter_leave"):
-            r, a = _clip(object_scene(SMALL, 7, name, motion, i))
+        for j, motion in enumerate(("static_off", "crossing", "enter_leave")):
+            r, a = _clip(object_scene(SMALL, 7, name, motion, 3 * i + j))
             for m in res:
                 res[m] += dominant_bas(a.mixes[m], a.stems, a.ambience, r.tracks, SR)
     bas = {m: float(np.nanmean(v)) for m, v in res.items()}

@@ -4,7 +4,8 @@
   `mix` of `foley.spatial`, i.e. `spatialize` with the bed spread once and shared) with the
   ground-truth tracks, over the ambience spread across both channels (StereoFoley §2.2.4);
 - `dataset`: VGGSound-like. A share of clips (`WorldConfig.dual_mono_share`) is dual-mono; the rest
-  pans each object statically or along a random path that has nothing to do with where it is;
+  pans each object statically or along a random path that has nothing to do with where it is, mostly
+  near the centre (`dataset_pan_sd`): weakly spatial, like real stereo uploads;
 - `mono`: the stems with their distance gains (eq. 4), dual-mono, over a dual-mono ambience.
 All three carry the same loudness per object, so only the stereo placement differs.
 """

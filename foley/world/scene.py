@@ -39,6 +39,7 @@ class WorldConfig:
     sr: int = 48000
     max_objects: int = 3
     dual_mono_share: float = 0.27  # share of `dataset` mixes that are dual-mono (VGGSound: 27%)
+    dataset_pan_sd: float = 0.12  # spread of the unrelated pans of the other `dataset` mixes: weakly spatial
     pan_share: float = 0.5  # share of clips with a slow camera pan
     size: tuple[float, float] = (0.2, 0.3)  # object base size, fraction of the frame height
     ambience_db: tuple[float, float] = (-30.0, -18.0)  # ambience level against the objects
@@ -152,14 +153,18 @@ def sample_scene(cfg: WorldConfig, seed: int, split: str, index: int) -> Scene:
     rng = np.random.default_rng([seed, SPLITS.index(split), index])
     pairs = _allowed(split)
     n_obj = int(rng.integers(1, cfg.max_objects + 1))
-    picks = [pairs[i] for i in rng.choice(len(pairs), size=n_obj, replace=False)]
+    picks: list[tuple[str, str]] = []
     if split == "test" and rng.random() < 0.5:  # half the test clips feature a held-out pair
         held = sorted(HELD_OUT)
-        picks[0] = held[int(rng.integers(len(held)))]
+        picks.append(held[int(rng.integers(len(held)))])
+    for i in rng.permutation(len(pairs)):  # distinct classes and motions, so objects don't pile up
+        if len(picks) < n_obj and all(pairs[i][0] != c and pairs[i][1] != m for c, m in picks):
+            picks.append(pairs[i])
     objects = tuple(_object(cfg, rng, c, m) for c, m in picks)
     share = cfg.dual_mono_share
     style = "dual_mono" if rng.random() < share else str(rng.choice(["static", "random"]))
-    pans = tuple(tuple(float(v) for v in rng.uniform(-1, 1, size=1 if style == "static" else 4)) for _ in objects)
+    pans = tuple(tuple(float(v) for v in np.clip(rng.normal(0, cfg.dataset_pan_sd, size=1 if style == "static" else 4),
+                                                  -1, 1)) for _ in objects)
     backdrop = str(rng.choice(sorted(BACKDROPS)))
     pan = float(rng.uniform(-15, 15)) if rng.random() < cfg.pan_share else 0.0
     return Scene(seed, split, index, cfg, backdrop, float(rng.random()),

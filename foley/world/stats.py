@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from foley.world.audio import MIXES, synthesize
+from foley.world.checks import dominant_bas
 from foley.world.record import bas_report, decode
 from foley.world.render import render
 from foley.world.scene import WorldConfig, WorldError, sample_scene
@@ -40,18 +41,23 @@ def _quantiles(values: list[float]) -> dict:
             "p50": round(float(q[1]), 4), "p90": round(float(q[2]), 4)}
 
 
-def _bas(root: str | os.PathLike, split: str, limit: int) -> dict[str, list[float]]:
-    """BAS of each mix against each clip's first object, over the first `limit` clips (decodes audio)."""
-    out: dict[str, list[float]] = {m: [] for m in MIXES}
-    doc, seen = read_manifest(root), 0
-    for name in doc["splits"][split]["shards"]:
+def _bas(root: str | os.PathLike, split: str, limit: int) -> dict[str, dict[str, list[float]]]:
+    """BAS of each mix over the first `limit` clips (decodes audio): against the first object over all
+    frames (`bas_report`), and against every object over the frames it dominates (`dominant_bas`)."""
+    out: dict[str, dict[str, list[float]]] = {"all": {m: [] for m in MIXES}, "dominant": {m: [] for m in MIXES}}
+    seen = 0
+    for name in read_manifest(root)["splits"][split]["shards"]:
         path = Path(root) / split / name
         if seen >= limit or not path.is_file():
             break
         for _, files in iter_shard(path):
-            rec = decode(files, MIXES, frames=False, stems=False)
-            for m, vals in bas_report(rec.mixes, rec.tracks[:1], rec.meta["sr"]).items():
-                out[m] += [v for v in vals if v is not None]
+            rec = decode(files, MIXES, frames=False, stems=True)
+            sr = rec.meta["sr"]
+            for m, vals in bas_report(rec.mixes, rec.tracks[:1], sr).items():
+                out["all"][m] += [v for v in vals if v is not None]
+            for m in MIXES:
+                vals = dominant_bas(rec.mixes[m], rec.stems, rec.ambience, rec.tracks, sr)
+                out["dominant"][m] += [v for v in vals if not np.isnan(v)]
             seen += 1
             if seen >= limit:
                 break
@@ -60,7 +66,7 @@ def _bas(root: str | os.PathLike, split: str, limit: int) -> dict[str, list[floa
 
 def world_stats(root: str | os.PathLike, bas_clips: int = 50) -> dict:
     """Per split: clip count, histograms of classes, motions, backgrounds, dataset styles, object counts;
-    Stereo-Score quantiles per mix; BAS quantiles per mix over the first `bas_clips` clips."""
+    Stereo-Score quantiles per mix; BAS quantiles per mix over the first `bas_clips` clips (see `_bas`)."""
     doc = read_manifest(root)
     out = {}
     for split in doc["splits"]:
@@ -77,10 +83,11 @@ def world_stats(root: str | os.PathLike, bas_clips: int = 50) -> dict:
             h["objects"][str(len(meta["objects"]))] += 1
             for m in MIXES:
                 ss[m].append(meta["stereo_score"][m])
-        bas = _bas(root, split, bas_clips) if bas_clips > 0 and n else {}
+        bas = _bas(root, split, bas_clips) if bas_clips > 0 and n else {"all": {}, "dominant": {}}
         out[split] = {"clips": n, **{k: dict(sorted(v.items())) for k, v in h.items()},
                       "stereo_score": {m: _quantiles(v) for m, v in ss.items()},
-                      "bas_first_object": {m: _quantiles(v) for m, v in bas.items()}}
+                      "bas_first_object": {m: _quantiles(v) for m, v in bas["all"].items()},
+                      "bas_dominant": {m: _quantiles(v) for m, v in bas["dominant"].items()}}
     if not out:
         raise WorldError(f"{root} holds no split yet")
     return out
@@ -95,8 +102,9 @@ def format_stats(stats: dict) -> str:
             total = max(1, sum(s[key].values()))
             lines.append(f"  {key}:")
             lines += [f"    {k:<14} {v:6d}  {'#' * int(40 * v / total)}" for k, v in s[key].items()]
-        for title, key in (("Stereo-Score", "stereo_score"), ("BAS (first object)", "bas_first_object")):
-            lines.append(f"  {title}:   mean    p10    p50    p90")
+        for title, key in (("Stereo-Score", "stereo_score"), ("BAS, first object, all frames", "bas_first_object"),
+                           ("BAS, each object where it dominates", "bas_dominant")):
+            lines.append(f"  {title}:  mean    p10    p50    p90")
             for m, q in s[key].items():
                 if q:
                     lines.append(f"    {m:<10} {q['mean']:6.3f} {q['p10']:6.3f} {q['p50']:6.3f} {q['p90']:6.3f}")

@@ -58,11 +58,14 @@ def ambience(scene: Scene) -> np.ndarray:
 
 
 def distance_scaled(source: np.ndarray, track: Track, sr: int) -> np.ndarray:
-    """(N,) a mono source with the spatializer's distance gain (eq. 4) along its track, not panned."""
+    """(N,) a mono source with the spatializer's distance gain (eq. 4) along its track, not panned.
+
+    The gain is evaluated per frame on the conditioned track and then upsampled (the spatializer
+    upsamples mass and position first); the two agree to within the frame-to-frame change of the gain.
+    """
     ct = condition_track(track)
-    w = upsample(ct.x, ct.fps, sr, source.size)
-    v = distance_gain(upsample(ct.mass, ct.fps, sr, source.size), w, float(ct.mass.max()))
-    return v * source
+    v = distance_gain(ct.mass, ct.x, float(ct.mass.max()))  # (K,)
+    return upsample(v, ct.fps, sr, source.size) * source
 
 
 def _pan(scaled: np.ndarray, knots: tuple[float, ...], sr: int, control: int = 32) -> np.ndarray:

@@ -150,9 +150,13 @@ def bird(v: Voice, events: np.ndarray, n: int, sr: int, rng: np.random.Generator
 
 
 def _harmonic(f: np.ndarray, sr: int, amps: list[float]) -> np.ndarray:
-    """(N,) sum of harmonics of a time-varying fundamental f (N,) Hz."""
-    ph = 2 * math.pi * np.cumsum(f) / sr
-    return sum(a * np.sin((h + 1) * ph) for h, a in enumerate(amps))
+    """(N,) sum of harmonics of a time-varying fundamental f (N,) Hz (phase in cycles, sines in float32)."""
+    cycles = np.cumsum(f) / sr  # (N,) float64: exact phase over long clips
+    out = np.zeros(f.size, np.float32)
+    for h, a in enumerate(amps):
+        ph = (2 * math.pi * ((h + 1) * cycles % 1.0)).astype(np.float32)
+        out += np.float32(a) * np.sin(ph)
+    return out.astype(np.float64)
 
 
 def car(v: Voice, events: np.ndarray, n: int, sr: int, rng: np.random.Generator, d: Drive) -> np.ndarray:

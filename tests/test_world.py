@@ -150,6 +150,19 @@ def test_same_seed_same_bytes_other_seed_other_clip():
     assert rec.mixes["objaware"].shape == (2, TINY.n_samples)
 
 
+def test_record_round_trip_with_masks():
+    cfg = replace(TINY, masks=True)
+    scene = sample_scene(cfg, 2, "val", 1)
+    r = render(scene, with_masks=True)
+    rec = decode(make_clip(scene))
+    assert np.array_equal(rec.masks, np.stack(r.masks))
+    assert np.abs(rec.frames.astype(int) - r.frames).mean() < 6  # JPEG
+    for a, b in zip(rec.tracks, r.tracks):
+        assert np.allclose(a.x, b.x, atol=1e-5) and np.allclose(a.mass, b.mass, atol=1e-6)
+    assert rec.stems.shape == (len(scene.objects), cfg.n_samples) and rec.ambience.shape == (cfg.n_samples,)
+    assert [o["caption"] for o in rec.meta["objects"]] == scene.captions[:-1]
+
+
 def _digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*/*.tar"))}
 
@@ -167,6 +180,8 @@ def test_shards_deterministic_resumable_and_rank_aware(tmp_path):
     assert keys == [f"train-{i:08d}" for i in range(10)]
     with pytest.raises(WorldError):
         make_world(tmp_path / "a", 10, "train", 4, TINY, progress=False)  # another seed in the same folder
+    with pytest.raises(WorldError):
+        make_world(tmp_path / "a", 12, "train", 3, TINY, progress=False)  # another size of the same split
 
 
 def test_reader_with_two_workers_yields_every_clip_once(tmp_path):

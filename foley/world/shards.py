@@ -105,6 +105,10 @@ def _manifest(out: Path, split: str, n: int, seed: int, cfg: WorldConfig) -> dic
         if old.get("seed") != seed or old.get("config") != json.loads(json.dumps(asdict(cfg))):
             raise WorldError(f"{out} already holds a world made with another seed or config: use another --out")
         doc["splits"] = old.get("splits", {})
+        made = doc["splits"].get(split, {}).get("n", n)
+        if made != n:
+            raise WorldError(f"{out} already holds a {split!r} split of {made} clips; re-run with --n {made} to "
+                             f"finish it, or write {n} clips to another --out")
     doc["splits"][split] = {"n": n, "shards": [shard_name(split, s) for s in range(n_shards(n, cfg))]}
     return doc
 

@@ -59,10 +59,12 @@ class ShardJob:
 
 
 def shard_name(split: str, shard: int) -> str:
+    """File name of shard `shard` of a split."""
     return f"{split}-{shard:06d}.tar"
 
 
 def n_shards(n: int, cfg: WorldConfig) -> int:
+    """Shards holding n clips."""
     return math.ceil(n / cfg.clips_per_shard)
 
 
@@ -119,12 +121,6 @@ def read_manifest(root: str | os.PathLike) -> dict:
     if not path.is_file():
         raise WorldError(f"{root} is not a world folder (no {MANIFEST}); make one with `foley world make`")
     return json.loads(path.read_text())
-
-
-def config_from(doc: dict) -> WorldConfig:
-    c = dict(doc["config"])
-    c["size"], c["ambience_db"] = tuple(c["size"]), tuple(c["ambience_db"])
-    return WorldConfig(**c)
 
 
 def plan(out: str | os.PathLike, n: int, split: str, seed: int, cfg: WorldConfig, rank: int = 0,

@@ -149,20 +149,26 @@ def bird(v: Voice, events: np.ndarray, n: int, sr: int, rng: np.random.Generator
     return _place(n, events, sr, make)
 
 
-def _harmonic(f: np.ndarray, sr: int, amps: list[float]) -> np.ndarray:
-    """(N,) sum of harmonics of a time-varying fundamental f (N,) Hz (phase in cycles, sines in float32)."""
-    cycles = np.cumsum(f) / sr  # (N,) float64: exact phase over long clips
-    out = np.zeros(f.size, np.float32)
-    for h, a in enumerate(amps):
-        ph = (2 * math.pi * ((h + 1) * cycles % 1.0)).astype(np.float32)
-        out += np.float32(a) * np.sin(ph)
+def harmonic(f: np.ndarray, sr: int, amps: list[float]) -> np.ndarray:
+    """(N,) sum of harmonics of a time-varying fundamental f (N,) Hz.
+
+    The phase is accumulated in float64 cycles (exact over long clips); harmonics come from the
+    Chebyshev recursion sin((h+1)x) = 2 cos(x) sin(hx) - sin((h-1)x) in float32.
+    """
+    cycles = np.cumsum(f) / sr  # (N,) float64
+    x = ((cycles - cycles.astype(np.int64)) * (2 * math.pi)).astype(np.float32)  # phase in [0, 2 pi)
+    s_prev, s_cur, c2 = np.zeros_like(x), np.sin(x), 2 * np.cos(x)
+    out = np.zeros_like(x)
+    for a in amps:
+        out += np.float32(a) * s_cur
+        s_prev, s_cur = s_cur, c2 * s_cur - s_prev
     return out.astype(np.float64)
 
 
 def car(v: Voice, events: np.ndarray, n: int, sr: int, rng: np.random.Generator, d: Drive) -> np.ndarray:
     """An engine hum whose pitch follows the speed and drops as the car passes (Doppler)."""
     f = (45.0 + 60.0 * np.minimum(d.speed, 1.5)) * v.pitch * d.doppler  # (N,) Hz
-    hum = _harmonic(f, sr, [1.0, 0.6, 0.4 * v.bright + 0.1, 0.25 * v.bright, 0.15])
+    hum = harmonic(f, sr, [1.0, 0.6, 0.4 * v.bright + 0.1, 0.25 * v.bright, 0.15])
     rumble = _band_noise(n, 60, 900, sr, rng)
     return hum + 0.4 * rumble / (np.std(rumble) + 1e-9) * (0.3 + 0.7 * v.bright)
 
@@ -208,7 +214,7 @@ def fan(v: Voice, events: np.ndarray, n: int, sr: int, rng: np.random.Generator,
     ph = 2 * math.pi * np.cumsum(bpf) / sr
     whoosh = _band_noise(n, 200 * v.pitch, 3000 * v.pitch, sr, rng)
     whoosh /= np.std(whoosh) + 1e-9
-    tone = _harmonic(bpf * 8 * v.pitch, sr, [1.0, 0.3 * v.bright])
+    tone = harmonic(bpf * 8 * v.pitch, sr, [1.0, 0.3 * v.bright])
     return whoosh * (0.6 + 0.4 * np.sin(ph)) * 0.5 + 0.3 * tone
 
 
@@ -219,7 +225,7 @@ def dog(v: Voice, events: np.ndarray, n: int, sr: int, rng: np.random.Generator,
         m = int(dur * sr)
         t = np.arange(m) / sr
         f = 520 * v.pitch * (1.15 - 0.35 * t / dur)
-        tone = _harmonic(f, sr, [1.0, 0.8, 0.6 * v.bright + 0.2, 0.4 * v.bright, 0.3])
+        tone = harmonic(f, sr, [1.0, 0.8, 0.6 * v.bright + 0.2, 0.4 * v.bright, 0.3])
         env = np.exp(-t / (0.35 * dur)) * _attack(m, sr, 4.0)
         return env * (tone + 0.5 * _band_noise(m, 500, 5000, sr, rng))
 
@@ -243,12 +249,13 @@ def metronome(v: Voice, events: np.ndarray, n: int, sr: int, rng: np.random.Gene
 
 def siren(v: Voice, events: np.ndarray, n: int, sr: int, rng: np.random.Generator, d: Drive) -> np.ndarray:
     """A two-tone siren: high while the light flashes (first half of each cycle), low in the second."""
-    t, ev = np.arange(n) / sr, d.anim
-    i = np.clip(np.searchsorted(ev, t, side="right") - 1, 0, len(ev) - 2)
-    cycle = (t - ev[i]) / (ev[i + 1] - ev[i])  # (N,) in [0, 1), as the light's
+    step = 32  # the pitch contour is computed every `step` samples and interpolated
+    tc, ev = np.arange(n // step + 2) * step / sr, d.anim
+    i = np.clip(np.searchsorted(ev, tc, side="right") - 1, 0, len(ev) - 2)
+    cycle = (tc - ev[i]) / (ev[i + 1] - ev[i])  # in [0, 1), as the light's
     high = 0.5 + 0.5 * np.tanh((0.5 - np.abs(cycle - 0.25) * 2) * 12)  # smooth square, 1 during first half
-    f = 600 * v.pitch * (1 + 0.33 * high)
-    return _harmonic(f, sr, [1.0, 0.5, 0.35 * v.bright + 0.1, 0.2 * v.bright])
+    f = 600 * v.pitch * (1 + 0.33 * np.interp(np.arange(n) / step, np.arange(tc.size), high))
+    return harmonic(f, sr, [1.0, 0.5, 0.35 * v.bright + 0.1, 0.2 * v.bright])
 
 
 _VOWELS = np.array([[730, 1090, 2440], [270, 2290, 3010], [300, 870, 2240], [530, 1840, 2480], [570, 840, 2410]])

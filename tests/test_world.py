@@ -216,3 +216,14 @@ def test_fps30_and_bad_config():
     assert render(scene).frames.shape[0] == 60
     with pytest.raises(WorldError):
         replace(SMALL, fps=24)
+
+
+def test_preview_writes_a_playable_contact_sheet(tmp_path):
+    from foley import io
+    from foley.world.preview import preview
+
+    out = tmp_path / "sheet.mp4"
+    captions = preview(out, n=2, seed=1, cfg=TINY)
+    info = io.probe(out)
+    assert len(captions) == 2 and info.has_audio and info.n_frames == 2 * TINY.n_frames
+    assert info.width == 2 * TINY.width  # two tiles side by side

@@ -39,7 +39,7 @@ def _cmd_make(a: argparse.Namespace) -> None:
 
 
 def _cmd_preview(a: argparse.Namespace) -> None:
-    from foley.world.stats import preview
+    from foley.world.preview import preview
 
     for i, c in enumerate(preview(a.output, a.n, a.seed, a.split, _config(a), a.mix)):
         print(f"[{i}] {c}")

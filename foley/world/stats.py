@@ -1,22 +1,19 @@
-"""Summaries of a world folder (class/motion histograms, Stereo-Score and BAS per mix) and previews."""
+"""Summaries of a world folder: class/motion histograms, Stereo-Score and BAS per mix."""
 from __future__ import annotations
 
 import json
 import os
 import tarfile
-import textwrap
 from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
-import cv2
 import numpy as np
 
-from foley.world.audio import MIXES, synthesize
+from foley.world.audio import MIXES
 from foley.world.checks import dominant_bas
 from foley.world.record import bas_report, decode
-from foley.world.render import render
-from foley.world.scene import WorldConfig, WorldError, sample_scene
+from foley.world.scene import WorldError
 from foley.world.shards import iter_shard, read_manifest
 
 
@@ -109,34 +106,3 @@ def format_stats(stats: dict) -> str:
                 if q:
                     lines.append(f"    {m:<10} {q['mean']:6.3f} {q['p10']:6.3f} {q['p50']:6.3f} {q['p90']:6.3f}")
     return "\n".join(lines)
-
-
-def caption_frame(frame: np.ndarray, captions: list[str], scale: int = 2, width: int = 52,
-                  rows: int = 9) -> np.ndarray:
-    """(H', W', 3) uint8: the frame enlarged `scale` times with up to `rows` caption lines below."""
-    big = cv2.resize(frame, (frame.shape[1] * scale, frame.shape[0] * scale), interpolation=cv2.INTER_NEAREST)
-    lines = [ln for c in captions for ln in textwrap.wrap(c, width)][:rows]
-    strip = np.full((14 * rows + 8, big.shape[1], 3), 20, np.uint8)
-    for i, ln in enumerate(lines):
-        cv2.putText(strip, ln, (4, 14 + 14 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (235, 235, 235), 1, cv2.LINE_AA)
-    return np.concatenate([big, strip])
-
-
-def preview(out: str | os.PathLike, n: int = 4, seed: int = 0, split: str = "train",
-            cfg: WorldConfig = WorldConfig(), mix: str = "objaware") -> list[str]:
-    """Write an MP4 of `n` clips one after another, enlarged, captioned, with the chosen mix; return captions."""
-    from foley import io
-
-    if mix not in MIXES:
-        raise WorldError(f"unknown mix {mix!r}; choose from {MIXES}")
-    frames, audio, captions = [], [], []
-    for i in range(n):
-        scene = sample_scene(cfg, seed, split, i)
-        rendered = render(scene)
-        a = synthesize(scene, rendered)
-        text = [f"[{i}] {scene.key}  mix: {mix}"] + scene.captions
-        frames += [caption_frame(f, text) for f in rendered.frames]
-        audio.append(a.mixes[mix])
-        captions.append(" | ".join(scene.captions))
-    io.write_video(out, frames, cfg.fps, audio=np.concatenate(audio, axis=1), sr=cfg.sr)
-    return captions

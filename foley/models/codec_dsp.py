@@ -114,23 +114,24 @@ class Synthesis(StreamingModule):
         self.gain = math.sqrt(2.0)
 
     def phases(self, first: int, n: int, device: torch.device) -> Tensor:
-        """(3, n, K) phases of subframes first..first+n-1: the common excitation and one per channel."""
+        """(2, n, K) hashed uniform phases of subframes first..first+n-1: excitation, and a sign per bin."""
         g = torch.arange(first, first + n, device=device, dtype=torch.int64)[:, None]  # (n, 1)
         k = torch.arange(self.n_bins, device=device, dtype=torch.int64)[None]  # (1, K)
-        return torch.stack([hashed_phase((g * self.n_bins + k) * 3 + c) for c in range(3)])
+        return torch.stack([hashed_phase((g * self.n_bins + k) * 2 + c) for c in range(2)])
 
     def forward(self, log_power: Tensor, pan: Tensor, coherence: Tensor) -> Tensor:
         b, t, sub, k = log_power.shape
         h = self.sub_hop
         first = int(self._streaming_state.get("frame", torch.zeros(())).item())
-        phi = self.phases(first * sub, t * sub, log_power.device).view(3, t, sub, k)  # (3, T, sub, K)
+        phi, flip = self.phases(first * sub, t * sub, log_power.device).view(2, t, sub, k)  # (T, sub, K) each
         mag = self.gain * torch.exp(0.5 * log_power.float().clamp(max=30.0))  # (B, T, sub, K)
         theta = math.pi / 4 * (pan.float().clamp(-1, 1) + 1) @ self.bands  # (B, T, K)
         rho = coherence.float().clamp(0, 1) @ self.bands  # (B, T, K)
-        a, c = torch.sqrt(rho)[:, :, None], torch.sqrt(1 - rho)[:, :, None]  # (B, T, 1, K)
-        common = a * torch.polar(torch.ones_like(phi[0]), phi[0])
-        left = mag * torch.cos(theta)[:, :, None] * (common + c * torch.polar(torch.ones_like(phi[1]), phi[1]))
-        right = mag * torch.sin(theta)[:, :, None] * (common + c * torch.polar(torch.ones_like(phi[2]), phi[2]))
+        # L and R share the excitation phase up to +-arccos(rho)/2 each: cos(phase difference) = rho in every
+        # bin, so each channel keeps its exact power (no interference) and the band's coherence is rho
+        half = 0.5 * torch.acos(rho.clamp(0, 1 - 1e-6))[:, :, None] * torch.where(flip < math.pi, 1.0, -1.0)
+        left = torch.polar(mag * torch.cos(theta)[:, :, None], phi + half)  # (B, T, sub, K)
+        right = torch.polar(mag * torch.sin(theta)[:, :, None], phi - half)
         spec = torch.stack([left, right], 1).view(b, 2, t * sub, k)  # (B, 2, F, K)
         segs = torch.fft.irfft(spec, n=2 * h, dim=-1) * self.window  # (B, 2, F, 2h)
         y = overlap_add(segs, h)  # (B, 2, T*hop + h)

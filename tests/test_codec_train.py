@@ -1,0 +1,88 @@
+"""Codec training: loss falls, stereo holds, resume after SIGKILL continues with the same data order."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from foley.codec_train import TrainConfig, TrainError, batch_at, train
+from foley.models.codec import CodecConfig, load_codec
+
+torch.set_num_threads(1)
+SMALL = CodecConfig(width=32, enc_blocks=1, dec_blocks=1)
+FAST = dict(batch=2, frames=4, pool=2, val_clips=1, val_every=1000, save_every=1, warmup=2, stft_items=1)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _weights(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)["ema"]
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_batches_are_a_function_of_step_and_rank():
+    pool = torch.randn(3, 2, 9600)
+    a, b = batch_at(pool, 5, 0, 4, 1920, 0), batch_at(pool, 5, 0, 4, 1920, 0)
+    assert torch.equal(a, b) and not torch.equal(a, batch_at(pool, 6, 0, 4, 1920, 0))
+    assert not torch.equal(a, batch_at(pool, 5, 1, 4, 1920, 0))
+
+
+def test_resume_continues_exactly(tmp_path):
+    tc = TrainConfig(steps=6, **FAST)
+    train(tc, tmp_path / "straight", codec_cfg=SMALL)
+    train(TrainConfig(steps=3, **FAST), tmp_path / "split", codec_cfg=SMALL)
+    with pytest.raises(TrainError, match="--resume"):
+        train(tc, tmp_path / "split", codec_cfg=SMALL)
+    train(tc, tmp_path / "split", resume=True)  # the codec config comes from the checkpoint
+    a, b = _weights(tmp_path / "straight" / "last.pt"), _weights(tmp_path / "split" / "last.pt")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0, msg=k)
+    steps = [int(r["step"]) for r in _rows(tmp_path / "split" / "log.csv") if int(r["step"]) >= 0]
+    assert steps == sorted(set(steps)) and steps[-1] == 6
+    ckpt = torch.load(tmp_path / "split" / "last.pt", weights_only=True)
+    assert ckpt["train_config"]["steps"] == 6 and CodecConfig(**ckpt["config"]) == SMALL
+    assert load_codec(tmp_path / "split" / "codec.pt").cfg == SMALL
+    assert any((tmp_path / "split" / "figures").iterdir())
+
+
+def _cli(out: Path, steps: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "foley.codec_train", "--out", str(out), "--steps", str(steps), "--batch", "2",
+            "--frames", "4", "--pool", "2", "--val-clips", "1", "--val-every", "1000", "--save-every", "1", *extra]
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(_cli(tmp_path / "straight", 12), check=True, env=env, capture_output=True, cwd=ROOT)
+    proc = subprocess.Popen(_cli(tmp_path / "killed", 12), env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last, t0 = tmp_path / "killed" / "last.pt", time.time()
+    while not last.exists() and proc.poll() is None and time.time() - t0 < 120:
+        time.sleep(0.02)
+    time.sleep(0.3)  # a few more steps, past the last checkpoint
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = torch.load(last, weights_only=True)["step"]
+    subprocess.run(_cli(tmp_path / "killed", 12, "--resume"), check=True, env=env, capture_output=True, cwd=ROOT)
+    a, b = _weights(tmp_path / "straight" / "last.pt"), _weights(last)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0, msg=k)
+    assert killed_at < 12 or proc.returncode == 0
+    steps = [int(r["step"]) for r in _rows(tmp_path / "killed" / "log.csv") if int(r["step"]) >= 0]
+    assert steps == sorted(set(steps))
+
+
+def test_bad_requests_are_clear(tmp_path):
+    with pytest.raises(TrainError, match="unknown preset"):
+        TrainConfig(preset="huge")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "last.pt").write_bytes(b"garbage")
+    with pytest.raises(TrainError, match="cannot resume"):
+        train(TrainConfig(steps=2, **FAST), tmp_path / "run", resume=True)

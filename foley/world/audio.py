@@ -51,7 +51,7 @@ def stem(o: ObjectSpec, mo: Motion, scene: Scene, sched: Schedule) -> np.ndarray
 def ambience(scene: Scene) -> np.ndarray:
     """(N,) float32 mono ambience bed of the scene's background, at its level against the objects."""
     cfg = scene.cfg
-    rng = np.random.default_rng([scene.seed, scene.index, 11])
+    rng = scene.rng(11)
     x = BACKDROPS[scene.backdrop].sound(cfg.n_samples, cfg.sr, rng, scene.amount)
     x = x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
     return (x * 0.5 * scene.ambience_gain).astype(np.float32)

@@ -75,7 +75,7 @@ def _centroid_px(mask: np.ndarray, x0: int, y0: int, size: tuple[int, int]) -> t
 def _background(scene: Scene) -> tuple[np.ndarray, np.ndarray | None]:
     """The panorama (H, W + pan, 3) and the rain layer (2H, W, 3) or None."""
     cfg = scene.cfg
-    rng = np.random.default_rng([scene.seed, scene.index, 7])
+    rng = scene.rng(7)
     extra = int(math.ceil(abs(scene.pan_px_per_s) * cfg.seconds)) + 2
     bd = BACKDROPS[scene.backdrop]
     pano = cv2.GaussianBlur(bd.image(cfg.height, cfg.width + extra, rng), (3, 3), 0.8)  # less grain: smaller JPEGs

@@ -122,6 +122,10 @@ class Scene:
     def key(self) -> str:
         return f"{self.split}-{self.index:08d}"
 
+    def rng(self, stream: int) -> np.random.Generator:
+        """An independent generator for one use (background image, ambience...) of this clip."""
+        return np.random.default_rng([self.seed, SPLITS.index(self.split), self.index, stream])
+
     @property
     def captions(self) -> list[str]:
         return [o.caption for o in self.objects] + [BACKDROPS[self.backdrop].caption(self.amount)]

@@ -2,9 +2,10 @@
 
     python bench/bench_world.py [--n 48] [--seconds 4] [--size 224] [--fps 25]
 
-Clips/s is wall clock, end to end (`make_world`: render, synthesise, encode, tar) into a temporary
+Clips/s written is wall clock, end to end (`make_world`: render, synthesise, encode, tar) into a temporary
 folder, including process start-up; the split is CPU time in one process, which does not depend on
-what else the machine runs.
+what else the machine runs. Reading is `WorldDataset` (objaware mix, native fps/size/rate) through a
+DataLoader with as many workers.
 """
 from __future__ import annotations
 
@@ -38,14 +39,22 @@ def split(cfg, n: int) -> dict[str, float]:
                      "encode (JPEG, FLAC, JSON, Stereo-Score)"), t / n))
 
 
-def throughput(cfg, n: int, workers: int) -> tuple[float, float]:
-    """(clips per second, bytes per clip) of make_world with `workers` processes."""
+def throughput(cfg, n: int, workers: int) -> tuple[float, float, float]:
+    """(clips per second written, bytes per clip, clips per second read back) with `workers` processes."""
+    from torch.utils.data import DataLoader
+
+    from foley.world.dataset import WorldDataset
+
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
         make_world(d, n, "train", 0, cfg, workers=workers, progress=False)
         dt = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in Path(d, "train").glob("*.tar"))
-    return n / dt, size / n
+        t0 = time.perf_counter()
+        for _ in DataLoader(WorldDataset(d, "train"), batch_size=None, num_workers=workers if workers > 1 else 0):
+            pass
+        read = n / (time.perf_counter() - t0)
+    return n / dt, size / n, read
 
 
 def main() -> None:
@@ -64,10 +73,11 @@ def main() -> None:
         print(f"  {k:<42} {1000 * v:7.1f} ms")
     print(f"  {'total':<42} {1000 * total:7.1f} ms  (= {2 / total:.1f} clips/s on 2 free cores)")
     print(f"load average now: {os.getloadavg()[0]:.2f} (other processes share these cores)")
-    print("\n| workers | clips/s | bytes/clip | hours for 20,000 clips |\n|---|---|---|---|")
+    print("\n| workers | clips/s written | bytes/clip | hours for 20,000 clips | clips/s read (WorldDataset) |")
+    print("|---|---|---|---|---|")
     for w in (1, 2):
-        rate, size = throughput(cfg, a.n * w, w)
-        print(f"| {w} | {rate:.2f} | {size / 1e6:.2f} MB | {20000 / rate / 3600:.2f} |")
+        rate, size, read = throughput(cfg, a.n * w, w)
+        print(f"| {w} | {rate:.2f} | {size / 1e6:.2f} MB | {20000 / rate / 3600:.2f} | {read:.1f} |")
 
 
 if __name__ == "__main__":

@@ -347,7 +347,7 @@ def train(tc: TrainConfig, out: str | Path, resume: bool = False, device: str | 
         parts = train_step(run, x, tc, dev)
         bar.update(1)
         row = None
-        if run.step % tc.log_every == 0 or run.step == 1:
+        if run.step % tc.log_every == 0 or run.step in (1, tc.steps):
             row = {"step": run.step, "seconds": round(time.time() - t0, 2), "lr": lr_at(run.step - 1, tc), **parts}
             bar.set_postfix(loss=f"{parts['total']:.3f}", pan_err=f"{parts['pan_err']:.3f}")
         if rank == 0 and (run.step % tc.val_every == 0 or run.step == tc.steps or run.step == 1):

@@ -6,9 +6,11 @@
     with codec.streaming():      # causal variant: one (or more) frames at a time, state kept inside
         y_t = codec.decode(codec.encode(x_t))
 
-Latent channels = [spectral (learned, VAE) | pan per band | coherence per band]. The spectral
-channels carry the power spectrum L^2 + R^2 of each frame; the stereo channels are the parametric
-stereo cues of `codec_dsp` (structural, never learned), so the stereo image survives by construction.
+Latent channels = [spectral (learned, VAE) | log energy, pan, coherence per band]. The per-band
+cues are measured, never learned (`codec_dsp`): the decoder's spectrum is rescaled to each band's
+energy and rendered with its pan and coherence, so the stereo image (and the band energies that weight
+it) survive by construction. The learned channels carry the shape of L^2 + R^2 inside the bands and
+the frame (8 subframes of 5 ms at 25 fps).
 All channels are normalised by `latent_mean` / `latent_std`, buffers of the codec and its checkpoint.
 """
 from __future__ import annotations
@@ -40,7 +42,7 @@ class CodecConfig:
     fps: int = 25
     subframes: int = 8  # synthesis/analysis subframes per latent frame (time resolution hop / subframes)
     spectral_channels: int = 32  # learned latent channels (VAE)
-    stereo_bands: int = 16  # pan + coherence channels, one each per band
+    stereo_bands: int = 16  # energy + pan + coherence channels, one each per band
     width: int = 256
     enc_blocks: int = 2
     dec_blocks: int = 3
@@ -69,7 +71,7 @@ class CodecConfig:
 
     @property
     def channels(self) -> int:
-        return self.spectral_channels + 2 * self.stereo_bands
+        return self.spectral_channels + 3 * self.stereo_bands
 
     @property
     def floats_per_second(self) -> int:
@@ -87,7 +89,7 @@ class CodecConfig:
 PRESETS: dict[str, CodecConfig] = {
     "tiny": CodecConfig(),
     "small": CodecConfig(width=512, enc_blocks=4, dec_blocks=6),
-    "soundreactor": CodecConfig(fps=30, width=1024, enc_blocks=6, dec_blocks=8, kernel=5),  # 64 ch at 30 Hz
+    "soundreactor": CodecConfig(fps=30, spectral_channels=48, width=1024, enc_blocks=6, dec_blocks=8, kernel=5),
 }
 
 
@@ -178,32 +180,33 @@ class Codec(StreamingModule):
             raise CodecError(f"streaming input must be a whole number of {self.cfg.hop}-sample frames")
         return F.pad(x, (0, self.cfg.hop - rem)) if rem else x
 
-    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(B, 2, N) -> mean, logvar (B, T, Cs) of the spectral channels, pan and coherence (B, T, nb)."""
-        log_power, pan, coherence = self.analysis(self._pad(x))  # (B, T, sub, K), (B, T, nb) x 2
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(B, 2, N) -> mean, logvar (B, T, Cs) of the spectral channels; cues (B, T, 3 nb): energy, pan, coherence."""
+        log_power, energy, pan, coherence = self.analysis(self._pad(x))  # (B, T, sub, K), (B, T, nb) x 3
         feat = (log_power.flatten(2) - LOG_POWER_SHIFT) / LOG_POWER_SCALE  # (B, T, sub*K)
         mean, logvar = self.encoder(feat).chunk(2, -1)  # (B, T, Cs) each
-        return mean, logvar.clamp(-20.0, 10.0), pan, coherence
+        return mean, logvar.clamp(-20.0, 10.0), torch.cat([energy, pan, 2 * coherence - 1], -1)
 
-    def render(self, spectral: Tensor, pan: Tensor, coherence: Tensor) -> tuple[Tensor, Tensor]:
-        """Raw latents -> (audio (B, 2, T*hop), log power (B, T, sub, K))."""
+    def render(self, spectral: Tensor, cues: Tensor) -> tuple[Tensor, Tensor]:
+        """Raw latents (B, T, Cs), (B, T, 3 nb) -> (audio (B, 2, T*hop), log power (B, T, sub, K))."""
         b, t, _ = spectral.shape
+        energy, pan, coherence = cues.float().chunk(3, -1)  # (B, T, nb) each
         log_power = self.decoder(spectral).float().view(b, t, self.cfg.subframes, self.cfg.n_bins)
-        log_power = log_power * LOG_POWER_SCALE + LOG_POWER_SHIFT
-        return self.synthesis(log_power, pan, coherence), log_power
+        log_power = self.synthesis.set_band_energy(log_power * LOG_POWER_SCALE + LOG_POWER_SHIFT, energy)
+        return self.synthesis(log_power, pan, (coherence + 1) / 2), log_power
 
     def forward(self, x: Tensor, sample: bool = True) -> CodecOutput:
         """Training pass: encode, sample the posterior, decode."""
-        mean, logvar, pan, coherence = self.posterior(x)
+        mean, logvar, cues = self.posterior(x)
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar) if sample else mean
-        audio, log_power = self.render(z, pan, coherence)
+        audio, log_power = self.render(z, cues)
         return CodecOutput(audio, log_power, mean, logvar)
 
     # ------------------------------------------------------------------ public, normalised latents
     def encode(self, x: Tensor) -> Tensor:
         """(B, 2, N) stereo at cfg.sr -> normalised latents (B, C, T), T = ceil(N / hop); posterior mean."""
-        mean, _, pan, coherence = self.posterior(x)
-        raw = torch.cat([mean, pan, 2 * coherence - 1], -1)  # (B, T, C)
+        mean, _, cues = self.posterior(x)
+        raw = torch.cat([mean, cues], -1)  # (B, T, C)
         return ((raw - self.latent_mean) / self.latent_std).transpose(1, 2)
 
     def decode(self, z: Tensor) -> Tensor:
@@ -213,9 +216,8 @@ class Codec(StreamingModule):
         if z.dim() != 3 or z.shape[1] != self.cfg.channels:
             raise CodecError(f"expected latents (B, {self.cfg.channels}, T), got shape {tuple(z.shape)}")
         raw = z.transpose(1, 2) * self.latent_std + self.latent_mean  # (B, T, C)
-        cs, nb = self.cfg.spectral_channels, self.cfg.stereo_bands
-        audio, _ = self.render(raw[..., :cs], raw[..., cs:cs + nb], (raw[..., cs + nb:] + 1) / 2)
-        return audio
+        cs = self.cfg.spectral_channels
+        return self.render(raw[..., :cs], raw[..., cs:])[0]
 
     @torch.no_grad()
     def calibrate(self, x: Tensor) -> None:

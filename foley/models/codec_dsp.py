@@ -68,7 +68,7 @@ def overlap_add(segs: Tensor, hop: int) -> Tensor:
 
 
 class Analysis(StreamingModule):
-    """(B, 2, T*hop) stereo -> per-subframe log power (B, T, sub, K) and per-band stereo cues (B, T, nb) x 2."""
+    """(B, 2, T*hop) stereo -> per-subframe log power (B, T, sub, K) and per-band cues (B, T, nb) x 3."""
 
     def __init__(self, hop: int, sub: int, n_bands: int, sr: int) -> None:
         super().__init__()
@@ -86,7 +86,8 @@ class Analysis(StreamingModule):
         frames = xp.unfold(-1, 2 * h, h)  # (B, 2, T*sub, 2h)
         return torch.fft.rfft(frames * self.window, dim=-1)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """-> log power (B, T, sub, K); band log energy L^2 + R^2, pan, coherence per frame (B, T, nb) each."""
         spec = self.spectra(x.float())  # (B, 2, T*sub, K)
         b, _, f, k = spec.shape
         t = f // self.sub
@@ -98,7 +99,7 @@ class Analysis(StreamingModule):
         c = torch.complex(cross.real @ self.bands, cross.imag @ self.bands).abs()  # (B, T, nb)
         pan = (4 / math.pi) * torch.atan2(torch.sqrt(e_r + EPS), torch.sqrt(e_l + EPS)) - 1
         coherence = torch.clamp(c / torch.sqrt(e_l * e_r + EPS ** 2), 0.0, 1.0)
-        return log_power, pan, coherence
+        return log_power, torch.log(e_l + e_r + EPS), pan, coherence
 
 
 class Synthesis(StreamingModule):
@@ -142,6 +143,12 @@ class Synthesis(StreamingModule):
             self._streaming_state["spill"] = y[..., t * self.hop:]
             self._streaming_state["frame"] = torch.tensor(first + t)
         return y[..., : t * self.hop]
+
+    def set_band_energy(self, log_power: Tensor, energy: Tensor) -> Tensor:
+        """Shift log power (B, T, sub, K) so each band's energy over the frame is `energy` (B, T, nb), in log."""
+        per_frame = torch.exp(log_power.float().clamp(max=30.0)).sum(2) @ self.bands.T  # (B, T, nb)
+        shift = energy.float() - torch.log(per_frame + EPS)  # (B, T, nb)
+        return log_power + (shift @ self.bands)[:, :, None]  # (B, T, sub, K)
 
     def target(self, x: Tensor) -> Tensor:
         """(B, 2, T*hop) -> log power (B, T, sub, K) of x on the synthesis grid: what `forward` should be given."""

@@ -2,8 +2,10 @@
 
 Shards are split across DataLoader workers and, when `torch.distributed` is initialised, across
 ranks: consumer c of C (C = ranks x workers) reads shards c, c + C, ... so every shard is read once
-per epoch. Call `set_epoch(e)` to reshuffle the shard order (same order on every consumer).
-Only this module of `foley.world` imports torch.
+per epoch. Call `set_epoch(e)` to reshuffle the shard order (same order on every consumer; with
+`persistent_workers=True` the workers keep their copy, so recreate the DataLoader instead). Under DDP
+make the shard count a multiple of ranks x workers (`--clips-per-shard`) so that every rank sees the
+same number of clips, or cap the steps per epoch. Only this module of `foley.world` imports torch.
 
 Each sample is a dict of tensors (collates with the default `collate_fn`):
   key        str

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from types import MappingProxyType
+from typing import Callable, Mapping
 
 import cv2
 import numpy as np
@@ -133,13 +134,13 @@ class Backdrop:
         return self.captions[int(amount >= 0.5)]
 
 
-BACKDROPS: dict[str, Backdrop] = {b.name: b for b in (
+BACKDROPS: Mapping[str, Backdrop] = MappingProxyType({b.name: b for b in (
     Backdrop("wind", _meadow, _wind, ("a light breeze over a meadow", "strong wind over a meadow")),
     Backdrop("rain", _street, _rain, ("light rain on a street", "heavy rain on a street"), rain=True),
     Backdrop("crowd", _plaza, _crowd, ("a quiet crowd murmuring in a square", "a busy crowd chattering in a square")),
     Backdrop("traffic", _city, _traffic, ("distant traffic hum in a city", "heavy traffic noise in a city")),
     Backdrop("room", _room, _hum, ("the hum of a quiet room", "an air conditioner humming in a room")),
-)}
+)})
 
 
 def rain_layer(h: int, w: int, rng: np.random.Generator, amount: float) -> np.ndarray:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Literal
+from types import MappingProxyType
+from typing import Callable, Literal, Mapping
 
 import numpy as np
 
@@ -15,11 +16,11 @@ from foley.world import looks, sounds
 
 Timing = Literal["periodic", "barks", "speech", "runs", "none"]
 
-COLOURS: dict[str, tuple[int, int, int]] = {
+COLOURS: Mapping[str, tuple[int, int, int]] = MappingProxyType({
     "red": (215, 40, 35), "blue": (40, 85, 215), "green": (45, 165, 60), "yellow": (235, 200, 40),
     "orange": (240, 130, 30), "purple": (140, 60, 190), "white": (235, 235, 230), "black": (35, 35, 40),
     "brown": (130, 80, 40), "pink": (240, 125, 170), "grey": (135, 135, 140), "teal": (30, 160, 160),
-}
+})
 DARK, LIGHT = (45, 45, 50), (250, 245, 200)
 
 
@@ -45,7 +46,7 @@ class ObjectClass:
 
 
 _GROUND = (0.35, 0.6)
-CLASSES: dict[str, ObjectClass] = {c.name: c for c in (
+CLASSES: Mapping[str, ObjectClass] = MappingProxyType({c.name: c for c in (
     ObjectClass("ball", "a {c} ball bouncing", looks.ball, sounds.ball,
                 ("red", "blue", "green", "yellow", "orange", "pink"), "periodic", (1.2, 2.2), True, _GROUND,
                 lift=1.1),
@@ -75,7 +76,7 @@ CLASSES: dict[str, ObjectClass] = {c.name: c for c in (
     ObjectClass("talker", "a {c} cartoon face talking", looks.talker, sounds.talker,
                 ("yellow", "pink", "orange", "green", "purple"), "speech", (0.2, 0.3), True, (-0.3, 0.2),
                 (60, 40, 30)),
-)}
+)})
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ The test split holds out some (class, motion) pairs that train and val never con
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from types import MappingProxyType
+from typing import Literal, Mapping
 
 import numpy as np
 
@@ -66,11 +67,11 @@ class WorldConfig:
         return int(round(self.seconds * self.sr))
 
 
-PRESETS: dict[str, WorldConfig] = {
+PRESETS: Mapping[str, WorldConfig] = MappingProxyType({
     "default": WorldConfig(),
     "fps30": WorldConfig(fps=30),
     "tiny": WorldConfig(seconds=2.0, width=96, height=96, clips_per_shard=4),
-}
+})
 
 # Held out of train/val: one motion per class, spread over the motions.
 HELD_OUT: frozenset[tuple[str, str]] = frozenset(

@@ -100,7 +100,7 @@ def bird(c: np.ndarray, p: Pose) -> None:
     _ellipse(c, s / 2, s * 0.55, s * 0.26, s * 0.13, 1)
     _circle(c, s / 2 + f * 0.24 * s, s * 0.47, s * 0.09, 1)
     _poly(c, [(s / 2 + f * 0.31 * s, s * 0.45), (s / 2 + f * 0.43 * s, s * 0.48), (s / 2 + f * 0.31 * s, s * 0.5)], 4)
-    tip = 0.45 * s * math.cos(2 * math.pi * p.cycle)  # up at the event, down half-way
+    tip = -0.45 * s * math.cos(2 * math.pi * p.cycle)  # down at the event (end of the downstroke), up half-way
     _poly(c, [(s * 0.38, s * 0.52), (s * 0.62, s * 0.52), (s * 0.5 - f * 0.1 * s, s * 0.52 - tip)], 3)
     _poly(c, [(s / 2 - f * 0.24 * s, s * 0.53), (s / 2 - f * 0.42 * s, s * 0.45), (s / 2 - f * 0.42 * s, s * 0.62)], 1)
 

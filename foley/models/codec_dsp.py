@@ -99,6 +99,9 @@ class Analysis(StreamingModule):
         c = torch.complex(cross.real @ self.bands, cross.imag @ self.bands).abs()  # (B, T, nb)
         pan = (4 / math.pi) * torch.atan2(torch.sqrt(e_r + EPS), torch.sqrt(e_l + EPS)) - 1
         coherence = torch.clamp(c / torch.sqrt(e_l * e_r + EPS ** 2), 0.0, 1.0)
+        # |sum of n random unit phasors| / n is ~1/sqrt(n), not 0: remove that bias (n = bins x subframes)
+        n = self.bands.sum(0) * self.sub  # (nb,)
+        coherence = torch.sqrt(torch.clamp((coherence ** 2 * n - 1) / (n - 1), 0.0, 1.0))
         return log_power, torch.log(e_l + e_r + EPS), pan, coherence
 
 

@@ -1,0 +1,108 @@
+"""Codec figures on the Procedural Foley world's test split (MISSION part 4; docs/benchmarks.md).
+
+    python bench/bench_codec.py                      # shipped checkpoints/codec_tiny.pt, 32 test clips
+    python bench/bench_codec.py --checkpoint runs/codec/codec.pt --clips 64 --markdown codec.md
+
+Reconstruction (MR-STFT on L/R/mid/side, mel distance, SI-SDR per channel), stereo (per-band ILD error,
+per-frame pan error, Stereo-Score, BAS against the ground-truth tracks) for the codec and two trivial
+baselines with no more floats per second; then speed: causal encode+decode per frame, batch x real time.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from foley.codec_cli import codec_audio  # noqa: E402
+from foley.models.codec import load_codec  # noqa: E402
+from foley.models.codec_eval import Figures, baseline_mono_pan, baseline_resample, figures  # noqa: E402
+from foley.world import PRESETS as WORLD, render, sample_scene, synthesize  # noqa: E402
+
+COLUMNS = (("mrstft", "MR-STFT ↓"), ("mel", "mel dist ↓"), ("si_sdr", "SI-SDR dB ↑"), ("ild_db", "band ILD err dB ↓"),
+           ("pan_err", "pan err ↓"), ("stereo_score", "Stereo-Score"), ("bas", "BAS ↑"))
+
+
+def quality(codec, clips: int, seed: int) -> dict[str, Figures]:
+    cfg = codec.cfg
+    wcfg = replace(WORLD["default"], fps=cfg.fps, sr=cfg.sr)
+    rows: dict[str, list[Figures]] = {"original": [], "codec": [], "resample": [], "mono+pan": []}
+    for i in range(clips):
+        scene = sample_scene(wcfg, seed, "test", i)
+        rendered = render(scene)
+        x = synthesize(scene, rendered).mixes["objaware"].astype(np.float64)  # (2, N)
+        outs = {"original": x, "codec": codec_audio(codec, x),
+                "resample": baseline_resample(x, cfg.sr, cfg.floats_per_second),
+                "mono+pan": baseline_mono_pan(x, cfg.sr, cfg.fps, cfg.floats_per_second)}
+        xt = torch.from_numpy(x).float()
+        for name, y in outs.items():
+            rows[name].append(figures(torch.from_numpy(np.asarray(y)).float(), xt, cfg.sr, cfg.fps, rendered.tracks))
+    return {k: Figures.mean(v) for k, v in rows.items()}
+
+
+def speed(codec, seconds: float = 10.0) -> dict[str, float]:
+    cfg = codec.cfg
+    x = 0.1 * torch.randn(1, 2, int(seconds * cfg.fps) * cfg.hop)
+    times = []
+    with torch.no_grad(), codec.streaming():
+        for t in range(x.shape[-1] // cfg.hop):
+            t0 = time.perf_counter()
+            codec.decode(codec.encode(x[..., t * cfg.hop:(t + 1) * cfg.hop]))
+            times.append(time.perf_counter() - t0)
+    with torch.no_grad():
+        codec.encode(x[..., : 10 * cfg.hop])  # warm up
+        t0 = time.perf_counter()
+        z = codec.encode(x)
+        t_enc = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        codec.decode(z)
+        t_dec = time.perf_counter() - t0
+    return {"frame_ms_median": 1e3 * float(np.median(times)), "frame_ms_p99": 1e3 * float(np.percentile(times, 99)),
+            "frame_interval_ms": 1e3 / cfg.fps, "encode_x_realtime": seconds / t_enc, "decode_x_realtime": seconds / t_dec}
+
+
+def markdown(q: dict[str, Figures], s: dict[str, float], codec, args: argparse.Namespace) -> str:
+    cfg = codec.cfg
+    lines = [f"Codec `{args.checkpoint or 'checkpoints/codec_tiny.pt'}` ({codec.num_parameters() / 1e6:.2f} M parameters, "
+             f"{'causal' if cfg.causal else 'non-causal'}, {cfg.channels} channels x {cfg.fps} Hz = "
+             f"{cfg.floats_per_second} floats/s) on {args.clips} clips of the world's test split (objaware mix, "
+             f"{WORLD['default'].seconds:.0f} s each), seed {args.seed}. Baselines use no more floats/s: `resample` = both "
+             f"channels down to {cfg.floats_per_second // 2} Hz and back; `mono+pan` = one pan per frame + a mono "
+             f"downmix along it, downsampled.", "",
+             "| | " + " | ".join(h for _, h in COLUMNS) + " | BAS / BAS(original) |",
+             "|---" * (len(COLUMNS) + 2) + "|"]
+    for name, f in q.items():
+        d = asdict(f)
+        lines.append(f"| {name} | " + " | ".join(f"{d[k]:.3f}" for k, _ in COLUMNS) + f" | {f.bas / q['original'].bas:.3f} |")
+    lines += ["", f"Speed ({torch.get_num_threads()} CPU thread(s)): causal encode+decode per frame "
+              f"{s['frame_ms_median']:.2f} ms median, {s['frame_ms_p99']:.2f} ms p99, against a "
+              f"{s['frame_interval_ms']:.0f} ms frame interval; batch encode {s['encode_x_realtime']:.0f}x real time, "
+              f"decode {s['decode_x_realtime']:.0f}x real time.", "",
+              f"Command: `python bench/bench_codec.py --clips {args.clips} --threads {args.threads}`"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--clips", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--markdown", help="also write the table to this file")
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    codec = load_codec(a.checkpoint)
+    text = markdown(quality(codec, a.clips, a.seed), speed(codec), codec, a)
+    print(text)
+    if a.markdown:
+        Path(a.markdown).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

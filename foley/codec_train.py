@@ -28,7 +28,7 @@ import torch.distributed as dist
 from foley.errors import FoleyError
 from foley.models.codec import FORMAT, PRESETS, Codec, CodecConfig, save_codec
 from foley.models.codec_dsp import band_matrix
-from foley.models.codec_eval import Figures, baseline_mono_pan, figures
+from foley.models.codec_eval import Figures, baseline_mono_pan, figures, plot_validation, validate
 from foley.models.codec_loss import (SpectrogramDiscriminator, band_energy_loss, hinge_d, hinge_g, kl, log_power_loss,
                                     stereo_mrstft)
 
@@ -147,45 +147,6 @@ def batch_pan_error(y: torch.Tensor, x: torch.Tensor, hop: int) -> torch.Tensor:
     (py, _), (px, ex) = pan(y), pan(x)
     loud = ex > ex.amax(-1, keepdim=True) * 1e-6
     return (py - px).abs()[loud].mean()
-
-
-@torch.no_grad()
-def validate(codec: Codec, val: Clips, device: torch.device) -> Figures:
-    """Figures of the codec on the validation clips (whole clips, batch mode)."""
-    figs = []
-    for x, tracks in zip(val.audio, val.tracks):
-        y = codec.decode(codec.encode(x[None].to(device)))[0].cpu()
-        figs.append(figures(y, x, codec.cfg.sr, codec.cfg.fps, tracks))
-    return Figures.mean(figs)
-
-
-def plot_validation(path: Path, codec: Codec, x: torch.Tensor, tracks: list, step: int) -> None:
-    """Spectrograms (mid, side) of original vs reconstruction and per-frame pan against the tracks."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from foley.models.codec_eval import frame_pan
-
-    cfg = codec.cfg
-    with torch.no_grad():
-        y = codec.decode(codec.encode(x[None].to(next(codec.parameters()).device)))[0].cpu()
-    fig, ax = plt.subplots(3, 2, figsize=(11, 8))
-    for col, (name, a) in enumerate((("original", x), ("reconstruction", y))):
-        for row, (lab, s) in enumerate((("mid", a[0] + a[1]), ("side", a[0] - a[1]))):
-            ax[row, col].specgram(s.numpy(), NFFT=1024, Fs=cfg.sr, noverlap=768, vmin=-140, vmax=-20)
-            ax[row, col].set_title(f"{name}: {lab}")
-    ax[2, 0].plot(frame_pan(x.double().numpy(), cfg.sr, cfg.fps), label="original")
-    ax[2, 0].plot(frame_pan(y.double().numpy(), cfg.sr, cfg.fps), label="reconstruction")
-    for t in tracks:
-        ax[2, 0].plot(np.clip(t.x, -1, 1), "--", label=f"track {t.label}")
-    ax[2, 0].set_ylim(-1.05, 1.05), ax[2, 0].legend(fontsize=7), ax[2, 0].set_title("pan per frame")
-    ax[2, 1].axis("off")
-    fig.suptitle(f"codec validation, step {step}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
 
 
 # ---------------------------------------------------------------------- the run
@@ -352,7 +313,7 @@ def train(tc: TrainConfig, out: str | Path, resume: bool = False, device: str | 
             bar.set_postfix(loss=f"{parts['total']:.3f}", pan_err=f"{parts['pan_err']:.3f}")
         if rank == 0 and (run.step % tc.val_every == 0 or run.step == tc.steps or run.step == 1):
             run.ema.calibrate(calib)
-            fig = validate(run.ema, val, dev)
+            fig = validate(run.ema, val.audio, val.tracks, dev)
             row = (row or {"step": run.step}) | {f"val_{k}": v for k, v in asdict(fig).items()}
             plot_validation(out / "figures" / f"val_{run.step:06d}.png", run.ema, val.audio[0], val.tracks[0], run.step)
             tqdm.write(f"step {run.step}: {fig}")
@@ -367,6 +328,14 @@ def train(tc: TrainConfig, out: str | Path, resume: bool = False, device: str | 
     if world > 1:
         dist.barrier()
     return out / "codec.pt"
+
+
+def export(run_checkpoint: str | Path, path: str | Path) -> None:
+    """The EMA codec of a run checkpoint (e.g. out/last.pt of a stopped run) as a small shippable file."""
+    from foley.models.codec import load_codec
+
+    ckpt = torch.load(run_checkpoint, map_location="cpu", weights_only=True)
+    save_codec(path, load_codec(run_checkpoint), train_config=ckpt.get("train_config"), step=ckpt.get("step"))
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

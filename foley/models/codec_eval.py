@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -10,6 +11,7 @@ from scipy.signal import resample_poly
 from torch import Tensor
 
 from foley.metrics import audio_position, evaluate, frame_energies
+from foley.models.codec import Codec
 from foley.models.codec_dsp import band_matrix
 from foley.models.codec_loss import lrms, mrstft, stft_mag
 from foley.spatial import pan_gains
@@ -129,3 +131,42 @@ def frame_pan(x: np.ndarray, sr: int, fps: int) -> np.ndarray:
     """(K,) pan per frame (helper for plots)."""
     e = frame_energies(x, sr, fps)
     return (4 / math.pi) * np.arctan2(np.sqrt(e[1]), np.sqrt(e[0])) - 1
+
+
+# ---------------------------------------------------------------------- validation during training
+
+@torch.no_grad()
+def validate(codec: Codec, audio: Tensor, tracks: list[list[Track]], device: torch.device) -> Figures:
+    """Mean figures of the codec on clips audio (P, 2, N) with their tracks (whole clips, batch mode)."""
+    figs = []
+    for x, t in zip(audio, tracks):
+        y = codec.decode(codec.encode(x[None].to(device)))[0].cpu()
+        figs.append(figures(y, x, codec.cfg.sr, codec.cfg.fps, t))
+    return Figures.mean(figs)
+
+
+def plot_validation(path: Path, codec: Codec, x: torch.Tensor, tracks: list, step: int) -> None:
+    """Spectrograms (mid, side) of original vs reconstruction and per-frame pan against the tracks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cfg = codec.cfg
+    with torch.no_grad():
+        y = codec.decode(codec.encode(x[None].to(next(codec.parameters()).device)))[0].cpu()
+    fig, ax = plt.subplots(3, 2, figsize=(11, 8))
+    for col, (name, a) in enumerate((("original", x), ("reconstruction", y))):
+        for row, (lab, s) in enumerate((("mid", a[0] + a[1]), ("side", a[0] - a[1]))):
+            ax[row, col].specgram(s.numpy(), NFFT=1024, Fs=cfg.sr, noverlap=768, vmin=-140, vmax=-20)
+            ax[row, col].set_title(f"{name}: {lab}")
+    ax[2, 0].plot(frame_pan(x.double().numpy(), cfg.sr, cfg.fps), label="original")
+    ax[2, 0].plot(frame_pan(y.double().numpy(), cfg.sr, cfg.fps), label="reconstruction")
+    for t in tracks:
+        ax[2, 0].plot(np.clip(t.x, -1, 1), "--", label=f"track {t.label}")
+    ax[2, 0].set_ylim(-1.05, 1.05), ax[2, 0].legend(fontsize=7), ax[2, 0].set_title("pan per frame")
+    ax[2, 1].axis("off")
+    fig.suptitle(f"codec validation, step {step}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

@@ -10,7 +10,7 @@ Latent channels = [spectral (learned, VAE) | log energy, pan, coherence per band
 cues are measured, never learned (`codec_dsp`): the decoder's spectrum is rescaled to each band's
 energy and rendered with its pan and coherence, so the stereo image (and the band energies that weight
 it) survive by construction. The learned channels carry the shape of L^2 + R^2 inside the bands and
-the frame (8 subframes of 5 ms at 25 fps).
+the frame (8 subframes of 5 ms at 25 fps); the decoder sees them and the band energies.
 All channels are normalised by `latent_mean` / `latent_std`, buffers of the codec and its checkpoint.
 """
 from __future__ import annotations
@@ -163,7 +163,7 @@ class Codec(StreamingModule):
         self.analysis = Analysis(cfg.hop, cfg.subframes, cfg.stereo_bands, cfg.sr)
         self.synthesis = Synthesis(cfg.hop, cfg.subframes, cfg.stereo_bands, cfg.sr)
         self.encoder = Net(feat, 2 * cfg.spectral_channels, cfg, cfg.enc_blocks)
-        self.decoder = Net(cfg.spectral_channels, feat, cfg, cfg.dec_blocks)
+        self.decoder = Net(cfg.spectral_channels + cfg.stereo_bands, feat, cfg, cfg.dec_blocks)  # + band energies
         self.register_buffer("latent_mean", torch.zeros(cfg.channels))
         self.register_buffer("latent_std", torch.ones(cfg.channels))
         nn.init.normal_(self.decoder.out.weight, std=0.02)  # start near a quiet, flat spectrum
@@ -191,7 +191,8 @@ class Codec(StreamingModule):
         """Raw latents (B, T, Cs), (B, T, 3 nb) -> (audio (B, 2, T*hop), log power (B, T, sub, K))."""
         b, t, _ = spectral.shape
         energy, pan, coherence = cues.float().chunk(3, -1)  # (B, T, nb) each
-        log_power = self.decoder(spectral).float().view(b, t, self.cfg.subframes, self.cfg.n_bins)
+        inp = torch.cat([spectral, (energy.to(spectral.dtype) - LOG_POWER_SHIFT) / LOG_POWER_SCALE], -1)
+        log_power = self.decoder(inp).float().view(b, t, self.cfg.subframes, self.cfg.n_bins)
         log_power = self.synthesis.set_band_energy(log_power * LOG_POWER_SCALE + LOG_POWER_SHIFT, energy)
         return self.synthesis(log_power, pan, (coherence + 1) / 2), log_power
 

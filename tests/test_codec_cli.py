@@ -1,0 +1,95 @@
+"""`foley codec roundtrip` and `foley train codec`: any file in, 48 kHz stereo out; bad input refused clearly."""
+import argparse
+import logging
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from foley import codec_cli
+from foley.errors import AudioError, FoleyError, MediaError
+from foley.models.codec import DEFAULT_CHECKPOINT, Codec, CodecConfig, CodecError, load_codec, save_codec
+from foley.spatial import pan_gains
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "codec.pt"
+    save_codec(path, Codec(CodecConfig(width=32, enc_blocks=1, dec_blocks=1)))
+    return path
+
+
+def _wav(path, audio, sr, subtype="PCM_16"):
+    sf.write(path, np.asarray(audio).T, sr, subtype=subtype)
+    return path
+
+
+def test_roundtrip_resamples_and_upmixes_with_a_warning(tmp_path, ckpt, caplog):
+    mono = 0.3 * np.sin(2 * np.pi * 440 * np.arange(44100) / 44100)
+    src = _wav(tmp_path / "in.wav", mono[None], 44100)
+    with caplog.at_level(logging.WARNING, logger="foley"):
+        r = codec_cli.roundtrip(src, tmp_path / "out.wav", ckpt)
+    assert "44100 Hz" in caplog.text and "upmixed" in caplog.text
+    y, sr = sf.read(tmp_path / "out.wav", always_2d=True)
+    assert sr == 48000 and y.shape == (48000, 2) and r.native_rate == 44100 and r.native_channels == 1
+    assert np.max(np.abs(y)) > 1e-3
+
+
+def test_roundtrip_keeps_a_panned_source_where_it_was(tmp_path, ckpt):
+    noise = np.random.default_rng(0).standard_normal(48000) * 0.1
+    gl, gr = pan_gains(np.array(0.6))
+    src = _wav(tmp_path / "in.flac", np.stack([gl * noise, gr * noise]), 48000)
+    r = codec_cli.roundtrip(src, tmp_path / "out.flac", ckpt)
+    assert r.pan_error < 0.05 and r.stereo_score_out == pytest.approx(r.stereo_score_in, abs=0.05)
+
+
+def test_silent_and_clipped_input_warn(tmp_path, ckpt, caplog):
+    with caplog.at_level(logging.WARNING, logger="foley"):
+        codec_cli.roundtrip(_wav(tmp_path / "s.wav", np.zeros((2, 9600)), 48000), tmp_path / "o.wav", ckpt)
+        assert "silent" in caplog.text
+        assert not np.any(sf.read(tmp_path / "o.wav")[0])
+        loud = np.clip(3 * np.random.default_rng(1).standard_normal((2, 9600)), -1, 1)
+        codec_cli.roundtrip(_wav(tmp_path / "c.wav", loud, 48000), tmp_path / "o2.wav", ckpt)
+        assert "clipped" in caplog.text
+
+
+def test_bad_input_raises_foley_errors(tmp_path, ckpt):
+    nan = np.zeros((2, 4800), np.float32)
+    nan[0, 100] = np.nan
+    with pytest.raises(AudioError, match="NaN"):
+        codec_cli.roundtrip(_wav(tmp_path / "n.wav", nan, 48000, "FLOAT"), tmp_path / "o.wav", ckpt)
+    src = _wav(tmp_path / "ok.wav", np.zeros((2, 4800)), 48000)
+    with pytest.raises(MediaError, match=".wav or .flac"):
+        codec_cli.roundtrip(src, tmp_path / "o.mp3", ckpt)
+    with pytest.raises(MediaError):
+        codec_cli.roundtrip(tmp_path / "missing.wav", tmp_path / "o.wav", ckpt)
+    (tmp_path / "bad.pt").write_bytes(b"\x00" * 100)
+    with pytest.raises(CodecError):
+        codec_cli.roundtrip(src, tmp_path / "o.wav", tmp_path / "bad.pt")
+    state = torch.load(ckpt, weights_only=True)
+    state["config"]["width"] = 64  # weights of another config
+    torch.save(state, tmp_path / "other.pt")
+    with pytest.raises(CodecError, match="do not match"):
+        codec_cli.roundtrip(src, tmp_path / "o.wav", tmp_path / "other.pt")
+
+
+def test_parsers_register_codec_and_train():
+    p = argparse.ArgumentParser()
+    codec_cli.add_parsers(p.add_subparsers(dest="verb"))
+    a = p.parse_args(["codec", "roundtrip", "in.wav", "out.wav", "--checkpoint", "c.pt"])
+    assert a.func is codec_cli._cmd_roundtrip and a.checkpoint == "c.pt"
+    a = p.parse_args(["train", "codec", "--preset", "tiny", "--out", "runs/x", "--steps", "5", "--resume"])
+    assert a.func is codec_cli._cmd_train_codec and a.steps == 5 and a.resume
+    with pytest.raises(FoleyError):
+        codec_cli.roundtrip("in.wav", "out.wav", "/nonexistent/codec.pt")
+
+
+def test_shipped_checkpoint_is_small_and_loads():
+    assert DEFAULT_CHECKPOINT.is_file() and DEFAULT_CHECKPOINT.stat().st_size < 16 * 2 ** 20
+    codec = load_codec()
+    assert codec.cfg.causal and codec.cfg.hop == 1920
+    assert torch.all(codec.latent_std != 1)  # calibrated: the latent scale lives in the checkpoint

@@ -109,9 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seconds", type=float, default=8.0)
     d.set_defaults(func=_cmd_demo)
 
+    from foley.codec_cli import add_parsers as add_codec
     from foley.world.cli import add_parsers as add_world
 
     add_world(sub)
+    add_codec(sub)
     return p
 
 

@@ -1,5 +1,4 @@
 """`foley codec roundtrip` and `foley train codec`: any file in, 48 kHz stereo out; bad input refused clearly."""
-import argparse
 import logging
 
 import numpy as np
@@ -8,6 +7,7 @@ import soundfile as sf
 import torch
 
 from foley import codec_cli
+from foley.cli import build_parser, main
 from foley.errors import AudioError, FoleyError, MediaError
 from foley.models.codec import DEFAULT_CHECKPOINT, Codec, CodecConfig, CodecError, load_codec, save_codec
 from foley.spatial import pan_gains
@@ -77,15 +77,23 @@ def test_bad_input_raises_foley_errors(tmp_path, ckpt):
         codec_cli.roundtrip(src, tmp_path / "o.wav", tmp_path / "other.pt")
 
 
-def test_parsers_register_codec_and_train():
-    p = argparse.ArgumentParser()
-    codec_cli.add_parsers(p.add_subparsers(dest="verb"))
-    a = p.parse_args(["codec", "roundtrip", "in.wav", "out.wav", "--checkpoint", "c.pt"])
-    assert a.func is codec_cli._cmd_roundtrip and a.checkpoint == "c.pt"
-    a = p.parse_args(["train", "codec", "--preset", "tiny", "--out", "runs/x", "--steps", "5", "--resume"])
+def test_foley_cli_runs_codec_verbs_and_refuses_bad_input_in_one_line(tmp_path, ckpt, capsys):
+    noise = 0.1 * np.random.default_rng(2).standard_normal((2, 9600))
+    src = _wav(tmp_path / "in.wav", noise, 48000)
+    assert main(["codec", "roundtrip", str(src), str(tmp_path / "out.flac"), "--checkpoint", str(ckpt)]) == 0
+    assert "Stereo-Score" in capsys.readouterr().out
+    assert sf.read(tmp_path / "out.flac")[0].shape == (9600, 2)
+    for argv in ([str(tmp_path / "missing.wav"), str(tmp_path / "o.wav")],
+                 [str(src), str(tmp_path / "o.wav"), "--checkpoint", str(tmp_path / "none.pt")],
+                 [str(src), str(tmp_path / "o.mp3")]):
+        assert main(["codec", "roundtrip", *argv, "--checkpoint", str(ckpt)] if "--checkpoint" not in argv
+                    else ["codec", "roundtrip", *argv]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("foley: error: ") and "Traceback" not in err
+    assert not list(tmp_path.glob("o.*"))
+    a = build_parser().parse_args(
+        ["train", "codec", "--preset", "tiny", "--out", "runs/x", "--steps", "5", "--resume"])
     assert a.func is codec_cli._cmd_train_codec and a.steps == 5 and a.resume
-    with pytest.raises(FoleyError):
-        codec_cli.roundtrip("in.wav", "out.wav", "/nonexistent/codec.pt")
 
 
 def test_shipped_checkpoint_is_small_and_loads():

@@ -86,3 +86,41 @@ def test_bad_requests_are_clear(tmp_path):
     (tmp_path / "run" / "last.pt").write_bytes(b"garbage")
     with pytest.raises(TrainError, match="cannot resume"):
         train(TrainConfig(steps=2, **FAST), tmp_path / "run", resume=True)
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    """Two optimiser steps of the real loop pieces on `rank` of `world` gloo processes; saves raw weights."""
+    import torch.distributed as dist
+
+    from foley.codec_train import build, train_step
+
+    torch.set_num_threads(1)
+    if world > 1:
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    tc = TrainConfig(**FAST)
+    run = build(SMALL, tc, torch.device("cpu"), world, rank)
+    pool = torch.Generator().manual_seed(0)
+    pool = 0.1 * torch.randn(4, 2, 4 * SMALL.hop, generator=pool)
+    for step in range(2):
+        torch.manual_seed(step * 10 + rank)
+        train_step(run, batch_at(pool, step, rank, tc.batch, tc.frames * SMALL.hop, 0), tc, torch.device("cpu"))
+    torch.save(run.raw.state_dict(), Path(out) / f"rank{rank}_of{world}.pt")
+    if world > 1:
+        dist.destroy_process_group()
+
+
+def test_ddp_on_cpu_keeps_replicas_identical_and_uses_every_rank(tmp_path):
+    """torchrun-style DDP (gloo on CPU): ranks see different batches yet end with the same weights,
+    and those differ from a lone process trained on rank 0's batches (rank 1's gradients count)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    _ddp_worker(0, 1, port, str(tmp_path))
+    r0, r1, alone = (torch.load(tmp_path / n, weights_only=True) for n in ("rank0_of2.pt", "rank1_of2.pt", "rank0_of1.pt"))
+    assert all(torch.equal(r0[k], r1[k]) for k in r0)
+    assert any(not torch.allclose(r0[k], alone[k]) for k in r0 if r0[k].is_floating_point())

@@ -1,35 +1,25 @@
-"""Video and audio read, write and mux: the only module of foley that touches FFmpeg (PyAV) or soundfile."""
+"""Video files: probe, stream frames at a constant rate, encode frames (with an optional AAC track)."""
 from __future__ import annotations
 
 import contextlib
 import itertools
-import math
-import numbers
-import os
-import struct
-from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Iterable, Iterator
 
 import av
 import cv2
 import numpy as np
-import soundfile as sf
 
-from foley.errors import AudioError, MediaError
+from foley.errors import MediaError
 from foley.files import atomic_output
+from foley.io._base import (
+    AAC_RATE, AudioLike, PathLike, _check_rate, _container_format, _first, _media_errors, _open_input, _open_output,
+)
+from foley.io.aac import _aac_input, _aac_packets, _add_aac
+from foley.io.audio import _set_channels
 
-AAC_RATE = 48000
-AAC_FRAME = 1024  # samples per AAC frame, and the native encoder's priming (initial padding)
-_CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
-_MUX_OPTIONS = {"mp4": {"movflags": "+faststart"}, "mov": {"movflags": "+faststart"}}  # index first
-_AUDIO_FILES = {".wav": "WAV", ".flac": "FLAC"}
-_LAYOUTS = {1: "mono", 2: "stereo"}
 _PTS_SCAN = 600  # packets probe reads to judge whether the frame rate is variable
-
-PathLike = str | os.PathLike
 
 
 @dataclass(frozen=True)
@@ -46,58 +36,6 @@ class VideoInfo:
     audio_rate: int | None
     audio_channels: int | None
     variable_frame_rate: bool  # best effort: frame steps differ by more than timestamp rounding
-
-
-@contextlib.contextmanager
-def _media_errors(what: str) -> Iterator[None]:
-    """Re-raise PyAV, soundfile and OS errors as MediaError prefixed with `what`."""
-    try:
-        yield
-    except (av.error.FFmpegError, sf.SoundFileError, OSError) as e:
-        raise MediaError(f"{what}: {e}") from e
-
-
-@contextlib.contextmanager
-def _open_input(path: PathLike) -> Iterator[av.container.InputContainer]:
-    """Open a media file for reading; MediaError if it is missing or not media."""
-    if not Path(path).is_file():
-        raise MediaError(f"{path}: no such file; check the path")
-    with _media_errors(f"cannot read {path} (is it a video or audio file?)"):
-        with av.open(str(path)) as container:
-            yield container
-
-
-def _first(streams: tuple[av.stream.Stream, ...], path: PathLike, kind: str, remedy: str) -> av.stream.Stream:
-    """The first stream of a kind, or MediaError saying what to pass instead."""
-    if not streams:
-        raise MediaError(f"{path} has no {kind} stream: {remedy}")
-    return streams[0]
-
-
-def _container_format(path: PathLike) -> str:
-    """FFmpeg muxer name for an output video path, from its extension."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in _CONTAINERS:
-        raise MediaError(f"{path}: cannot write {suffix or 'no extension'!r} video; use .mp4, .mov or .mkv")
-    return _CONTAINERS[suffix]
-
-
-def _check_rate(rate: float, what: str) -> None:
-    """MediaError unless `rate` is a positive finite number."""
-    if not (isinstance(rate, numbers.Real) and math.isfinite(rate) and rate > 0):
-        raise MediaError(f"{what} must be a positive number, got {rate!r}")
-
-
-def _check_audio(audio: np.ndarray, what: str) -> np.ndarray:
-    """Validate (C, N) finite, non-empty samples; return them as float32."""
-    audio = np.asarray(audio)
-    if audio.ndim != 2 or audio.shape[0] > 64:
-        raise AudioError(f"{what}: expected shape (channels, samples), got {audio.shape}")
-    if audio.shape[1] == 0:
-        raise AudioError(f"{what}: no audio samples (length 0)")
-    if not np.isfinite(audio).all():
-        raise AudioError(f"{what}: samples contain NaN or inf; fix the audio before using it")
-    return audio.astype(np.float32, copy=False)
 
 
 def probe(path: PathLike) -> VideoInfo:
@@ -231,81 +169,22 @@ def _to_rgb(frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
     return rgb
 
 
-def read_audio(path: PathLike, sr: int = 48000, channels: int | None = None) -> np.ndarray:
-    """Decode the first audio stream of any media file (WAV/FLAC/MP3/OGG/video) to float32 (C, N) at `sr`.
-
-    Args:
-        channels: None keeps the file's; 1 downmixes (mean); 2 duplicates mono or downmixes surround.
-    Raises:
-        MediaError: missing/unreadable file or no audio stream. AudioError: NaN/inf or no samples.
-    """
-    _check_rate(sr, "sample rate")
-    if channels not in (None, 1, 2):
-        raise AudioError(f"channels must be None, 1 or 2, got {channels!r}")
-    with _open_input(path) as container:
-        stream = _first(container.streams.audio, path, "audio", "pass --audio FILE")
-        layout = "stereo" if channels == 2 and stream.channels > 2 else None  # surround: FFmpeg's downmix
-        audio = _resample(container.decode(stream), av.AudioResampler(format="fltp", layout=layout, rate=sr))
-    return _check_audio(_set_channels(audio, channels), str(path))
-
-
-def _resample(frames: Iterable[av.AudioFrame], resampler: av.AudioResampler) -> np.ndarray:
-    """Run frames through a planar-float resampler, flush it, and join to (C, N) float32."""
-    chunks = [out.to_ndarray() for frame in frames for out in resampler.resample(frame)]
-    chunks += [out.to_ndarray() for out in resampler.resample(None)]
-    return np.concatenate(chunks, axis=1) if chunks else np.zeros((1, 0), np.float32)
-
-
-def _resample_array(audio: np.ndarray, sr: int, rate: int) -> np.ndarray:
-    """Resample (C, N) float32, C in 1..2, from `sr` to `rate` with libswresample."""
-    if sr == rate:
-        return audio
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio), format="fltp", layout=_LAYOUTS[len(audio)])
-    frame.sample_rate = sr
-    return _resample([frame], av.AudioResampler(format="fltp", layout=None, rate=rate))
-
-
-def _set_channels(audio: np.ndarray, channels: int | None) -> np.ndarray:
-    """(C, N) -> (channels, N): mean to downmix to mono, repeat to upmix mono."""
-    if channels is None or len(audio) == channels:
-        return audio
-    if channels == 1:
-        return audio.mean(axis=0, keepdims=True)
-    return np.repeat(audio[:1], 2, axis=0)  # mono -> stereo; >2 channels were downmixed by the resampler
-
-
-def write_audio(path: PathLike, audio: np.ndarray, sr: int) -> None:
-    """Write (C, N) float audio as 24-bit PCM WAV or FLAC, atomically; clips to [-1, 1] only as a guard."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in _AUDIO_FILES:
-        raise MediaError(f"{path}: cannot write {suffix or 'no extension'!r} audio; use .wav or .flac")
-    _check_rate(sr, "sample rate")
-    audio = _check_audio(audio, f"audio for {path}")
-    with atomic_output(path) as tmp, _media_errors(f"cannot write {path}"):
-        sf.write(tmp, np.clip(audio, -1.0, 1.0).T, int(sr), subtype="PCM_24", format=_AUDIO_FILES[suffix])
-
-
-def audio_duration(path: PathLike) -> float:
-    """Duration in seconds of the first audio stream, by decoding it and counting samples."""
-    with _open_input(path) as container:
-        stream = _first(container.streams.audio, path, "audio", "pass --audio FILE")
-        return sum(frame.samples for frame in container.decode(stream)) / stream.sample_rate
-
-
 def write_video(
     path: PathLike, frames: Iterable[np.ndarray], fps: float,
-    audio: np.ndarray | None = None, sr: int = 48000, crf: int = 20,
+    audio: AudioLike | None = None, sr: int = 48000, crf: int = 20,
 ) -> None:
     """Encode RGB uint8 (H, W, 3) frames to H.264 (yuv420p), with an optional stereo AAC track, atomically.
 
-    Frames are streamed; odd sizes are padded to even by repeating the last row/column. Audio is
-    padded or trimmed to the video's duration. Containers: .mp4, .mov, .mkv.
+    Frames are streamed; odd sizes are padded to even by repeating the last row/column. Audio, (C, N)
+    or an iterator of (C, k) blocks (streamed), C in 1..2, is padded or trimmed to the video's
+    duration. Containers: .mp4, .mov, .mkv.
     """
     fmt = _container_format(path)
     _check_rate(fps, "fps")
     rate = Fraction(float(fps)).limit_denominator(1001)
     if audio is not None:
-        audio = _set_channels(_aac_input(audio, sr, f"audio for {path}"), 2)
+        _, blocks = _aac_input(audio, sr, f"audio for {path}")
+        audio = (_set_channels(block, 2) for block in blocks)
     it = iter(frames)
     first = next(it, None)
     if first is None:
@@ -323,7 +202,8 @@ def write_video(
             out.mux(video.encode(frame))
         out.mux(video.encode(None))
         if aac is not None:  # last, as its length is known only now: the muxer buffers <= 10 s of video for it
-            out.mux(_aac_packets(aac, audio, fmt, 0, round(n / rate * AAC_RATE)))
+            for packet in _aac_packets(aac, audio, 2, fmt, 0, round(n / rate * AAC_RATE)):
+                out.mux(packet)
 
 
 def _check_frame(rgb: np.ndarray, i: int, shape: tuple[int, ...] | None) -> np.ndarray:
@@ -338,116 +218,3 @@ def _even(rgb: np.ndarray) -> np.ndarray:
     """Pad (H, W, 3) to even H and W by repeating the last row/column (yuv420p needs even sizes)."""
     h, w = rgb.shape[:2]
     return np.ascontiguousarray(np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge"))
-
-
-def _open_output(tmp: Path, fmt: str) -> av.container.OutputContainer:
-    """Open `tmp` for muxing as `fmt`."""
-    return av.open(str(tmp), "w", format=fmt, container_options=_MUX_OPTIONS.get(fmt, {}))
-
-
-def mux_audio(video_path: PathLike, audio: np.ndarray, sr: int, out_path: PathLike) -> None:
-    """Copy a video with its video stream remuxed (not re-encoded) and `audio` as its only audio track.
-
-    Args:
-        video_path: the source video; its other streams are dropped.
-        audio: (C, N) float, C in 1..2, at rate `sr`; padded or trimmed here to the video's duration and
-            encoded as 48 kHz AAC that decodes to exactly that duration.
-        out_path: .mp4, .mov or .mkv; written atomically.
-    """
-    fmt = _container_format(out_path)
-    info = probe(video_path)
-    audio = _aac_input(audio, sr, f"audio for {out_path}")
-    n = round(info.duration * AAC_RATE)  # the audio is padded with zeros or trimmed to this
-    with _open_input(video_path) as src, atomic_output(out_path) as tmp:
-        video_in = src.streams.video[0]
-        # A video starting late gets silence before it: audio starting at pts > 0 would keep its priming in MP4.
-        silence = max(0, round(float((video_in.start_time or 0) * video_in.time_base) * AAC_RATE))
-        with _media_errors(f"cannot write {out_path}"), _open_output(tmp, fmt) as out:
-            video_out = _copy_stream(out, video_in, out_path)
-            packets = _aac_packets(_add_aac(out, len(audio)), audio, fmt, silence, n)
-            _mux_in_order(out, video_out, src.demux(video_in), packets)
-
-
-def _aac_input(audio: np.ndarray, sr: int, what: str) -> np.ndarray:
-    """Validate 1- or 2-channel audio and resample it to the AAC rate: (C, N) float32 at 48 kHz."""
-    _check_rate(sr, "sample rate")
-    audio = _check_audio(audio, what)
-    if len(audio) not in _LAYOUTS:
-        raise AudioError(f"{what}: expected 1 or 2 channels, got {len(audio)}; downmix first")
-    with _media_errors(f"cannot resample {what}"):
-        return _resample_array(audio, int(sr), AAC_RATE)
-
-
-def _window(audio: np.ndarray, start: int, size: int, n: int) -> np.ndarray:
-    """(C, size) float32: samples [start, start + size) of `audio` trimmed/zero-padded to n, zeros outside."""
-    block = np.zeros((audio.shape[0], size), np.float32)
-    a, b = max(start, 0), min(start + size, n, audio.shape[1])
-    if b > a:
-        block[:, a - start:b - start] = audio[:, a:b]
-    return block
-
-
-def _add_aac(out: av.container.OutputContainer, channels: int) -> av.AudioStream:
-    """A 48 kHz AAC stream, 96 kbit/s per channel."""
-    stream = out.add_stream("aac", rate=AAC_RATE, layout=_LAYOUTS[channels])
-    stream.bit_rate = 96_000 * channels
-    return stream
-
-
-def _aac_packets(stream: av.AudioStream, audio: np.ndarray, fmt: str, silence: int, n: int) -> list[av.Packet]:
-    """Encode `silence` zeros then (C, N) trimmed/padded to n, so that exactly silence + n samples decode from 0.
-
-    The encoder primes with AAC_FRAME samples: its first packet starts at pts -1024, which the mov
-    and Matroska muxers record (edit list / CodecDelay) and FFmpeg's demuxers skip. The end needs
-    help: FFmpeg's mov demuxer ignores the edit list's end, so for MP4/MOV we prepend `lead` silent
-    samples at negative time to make lead + total whole AAC frames; Matroska instead marks the last
-    packet's padding as DiscardPadding (skip_samples side data). Encoded one second at a time, so
-    memory stays flat in the clip's length.
-    """
-    total = silence + n
-    lead = (-total) % AAC_FRAME if fmt in ("mp4", "mov") else 0
-    packets: list[av.Packet] = []
-    for start in range(0, lead + total, AAC_RATE):
-        size = min(AAC_RATE, lead + total - start)
-        block = _window(audio, start - lead - silence, size, n)  # (C, size)
-        frame = av.AudioFrame.from_ndarray(block, format="fltp", layout=_LAYOUTS[len(audio)])
-        frame.sample_rate, frame.time_base, frame.pts = AAC_RATE, Fraction(1, AAC_RATE), start - lead
-        packets += stream.encode(frame)
-    packets += stream.encode(None)
-    _discard_end(packets[-1], packets[-1].pts + AAC_FRAME - total)
-    return packets
-
-
-def _discard_end(packet: av.Packet, samples: int) -> None:
-    """Mark the last `samples` decoded samples of `packet` as padding (AV_PKT_DATA_SKIP_SAMPLES)."""
-    if samples <= 0 or not hasattr(av.packet, "PacketSideData"):  # PyAV < 15: .mkv decodes a bit long
-        return
-    side = av.packet.PacketSideData(av.packet.packet_sidedata_type_from_literal("skip_samples"), 10)
-    memoryview(side)[:] = struct.pack("<IIBB", 0, samples, 0, 0)  # skip at start, skip at end, reasons
-    packet.set_sidedata(side)
-
-
-def _copy_stream(out: av.container.OutputContainer, template: av.VideoStream, path: PathLike) -> av.VideoStream:
-    """An output stream taking `template`'s packets unchanged; MediaError if the container can't hold them."""
-    try:
-        return out.add_stream_from_template(template, opaque=True)  # opaque: remux needs no encoder
-    except ValueError as e:
-        raise MediaError(f"cannot copy {template.codec_context.name} video into {path}: {e}; try .mkv") from e
-
-
-def _mux_in_order(
-    out: av.container.OutputContainer, video_out: av.VideoStream,
-    video_packets: Iterable[av.Packet], audio_packets: list[av.Packet],
-) -> None:
-    """Mux copied video packets and encoded audio packets interleaved by decode time."""
-    audio, t = deque(audio_packets), 0
-    for packet in video_packets:
-        if packet.size == 0:  # the demuxer's final empty packet
-            continue
-        stamp = packet.dts if packet.dts is not None else packet.pts  # Matroska stores no dts
-        t = t if stamp is None else stamp * packet.time_base
-        while audio and audio[0].dts * audio[0].time_base <= t:
-            out.mux(audio.popleft())
-        packet.stream = video_out
-        out.mux(packet)
-    out.mux(list(audio))

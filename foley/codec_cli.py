@@ -32,9 +32,8 @@ def _native_format(path: str | Path) -> tuple[int | None, int | None]:
     """(sample rate, channels) of the first audio stream, read from the header."""
     from foley import io
 
-    with io._open_input(path) as container:  # stopgap until foley.io has a public audio probe
-        stream = io._first(container.streams.audio, path, "audio", "pass an audio or video file with sound")
-        return stream.sample_rate, stream.channels
+    info = io.probe_audio(path)
+    return info.rate, info.channels
 
 
 def check_input(x: np.ndarray, path: str | Path) -> None:

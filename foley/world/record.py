@@ -11,7 +11,6 @@ Audio is 16-bit FLAC at the world's sample rate.
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 import zlib
@@ -19,8 +18,8 @@ from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
-import soundfile as sf
 
+from foley.io import decode_flac, encode_flac
 from foley.metrics import evaluate, stereo_score
 from foley.tracks import SCHEMA as TRACK_SCHEMA, Track
 from foley.world.audio import MIXES, Audio, synthesize
@@ -28,20 +27,6 @@ from foley.world.render import Rendered, render
 from foley.world.scene import Scene, WorldError
 
 SCHEMA = "foley.world/1"
-
-
-def _flac(audio: np.ndarray, sr: int) -> bytes:
-    """(C, N) float in [-1, 1] -> 16-bit FLAC bytes (fastest compression level: ~3% larger, ~2x faster)."""
-    pcm = np.clip(np.round(np.asarray(audio, np.float32).T * 32767.0), -32768, 32767).astype(np.int16)  # (N, C)
-    buf = io.BytesIO()
-    sf.write(buf, pcm, sr, format="FLAC", subtype="PCM_16", compression_level=0.0)
-    return buf.getvalue()
-
-
-def _unflac(data: bytes) -> tuple[np.ndarray, int]:
-    """FLAC bytes -> ((C, N) float32, sr)."""
-    x, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    return x.T, sr
 
 
 def _r(values: np.ndarray) -> list[float]:
@@ -84,10 +69,10 @@ def encode(scene: Scene, rendered: Rendered, audio: Audio) -> dict[str, bytes]:
     jpegs = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR), q)[1].tobytes() for f in rendered.frames]
     meta = metadata(scene, rendered, audio, [len(j) for j in jpegs])
     files = {f"{key}.json": json.dumps(meta, sort_keys=True).encode(), f"{key}.mjpeg": b"".join(jpegs)}
-    files[f"{key}.objaware.flac"] = _flac(audio.mixes["objaware"], cfg.sr)
-    files[f"{key}.dataset.flac"] = _flac(audio.mixes["dataset"], cfg.sr)
-    files[f"{key}.mono.flac"] = _flac(audio.mixes["mono"][:1], cfg.sr)
-    files[f"{key}.stems.flac"] = _flac(np.concatenate([audio.stems, audio.ambience[None]]), cfg.sr)
+    files[f"{key}.objaware.flac"] = encode_flac(audio.mixes["objaware"], cfg.sr)
+    files[f"{key}.dataset.flac"] = encode_flac(audio.mixes["dataset"], cfg.sr)
+    files[f"{key}.mono.flac"] = encode_flac(audio.mixes["mono"][:1], cfg.sr)
+    files[f"{key}.stems.flac"] = encode_flac(np.concatenate([audio.stems, audio.ambience[None]]), cfg.sr)
     if cfg.masks:
         masks = rendered.masks if rendered.masks is not None else []
         files[f"{key}.masks.bin"] = zlib.compress(np.packbits(np.stack(masks)).tobytes(), 6)
@@ -137,9 +122,9 @@ def decode(files: dict[str, bytes], mixes: tuple[str, ...] = MIXES, frames: bool
     video = decode_frames(by_ext["mjpeg"], meta["frame_bytes"]) if frames else np.zeros((0,), np.uint8)
     out = {}
     for m in mixes:
-        a, _ = _unflac(by_ext[f"{m}.flac"])
+        a, _ = decode_flac(by_ext[f"{m}.flac"])
         out[m] = np.concatenate([a, a]) if a.shape[0] == 1 else a
-    st = _unflac(by_ext["stems.flac"])[0] if stems else None
+    st = decode_flac(by_ext["stems.flac"])[0] if stems else None
     masks = None
     if "masks.bin" in by_ext:
         w, h = meta["frame_size"]

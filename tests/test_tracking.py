@@ -169,6 +169,17 @@ def test_onset_envelope_peaks_at_impacts():
     assert np.all(near > 0.2) and np.median(env) < 0.05
 
 
+def test_onset_envelope_streamed_equals_whole():
+    sound = SCENE.sound(SR)[None]
+    whole = onset_envelope(sound, SR, SCENE.fps, SCENE.n_frames)
+    sizes = [1, 777, 50_000, 0, 4096, 123_457]
+    cuts = np.cumsum(sizes * 10)
+    blocks = iter(np.split(np.concatenate([sound, sound]), cuts[cuts < sound.shape[1]], axis=1))  # (2, k)
+    np.testing.assert_array_equal(onset_envelope(blocks, SR, SCENE.fps, SCENE.n_frames), whole)
+    with pytest.raises(TrackError):
+        onset_envelope(iter([np.zeros((1, 0))]), SR, SCENE.fps, SCENE.n_frames)
+
+
 def test_rank_by_audio_prefers_the_sounding_object(ball_tracks):
     k = np.arange(SCENE.n_frames)
     swing = np.full(len(k), 0.01)

@@ -11,16 +11,21 @@ Pipeline for one source (`render_source`):
 two different velvet-noise decorrelation filters, so the bed is wide rather than dual-mono) and
 never clips: if the mix peak exceeds the ceiling (-1 dBFS) the whole mix is scaled by one gain,
 which keeps the stereo image and the dynamics intact.
+
+Streaming (memory flat in length): `render_block` renders any span of a source, `spread_blocks`
+spreads a bed block by block, `mix_blocks` streams the mix of `spatialize` before its gain, and
+`normalise_blocks` finds that gain in a first pass and applies it in a second.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from scipy.signal import oaconvolve
 
+from foley.blocks import fit_blocks
 from foley.errors import AudioError, TrackError
 from foley.tracks import Track
 
@@ -179,23 +184,41 @@ def check_audio(audio: np.ndarray, what: str = "audio") -> np.ndarray:
     return audio
 
 
+def render_block(mono: np.ndarray, ct: Track, sr: int, start: int, m_max: float,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """Samples [start, start + n) of a source (mono: (n,)) rendered to stereo (2, n) along a conditioned track, eq. (5).
+
+    `ct` comes from `condition_track` and `m_max` is its largest mass; the gains depend only on the
+    absolute sample index, so blocks rendered one by one equal the whole.
+    """
+    n = mono.size
+    w = upsample(ct.x, ct.fps, sr, n, start).astype(np.float32)  # (n,) unclipped position
+    m = upsample(ct.mass, ct.fps, sr, n, start).astype(np.float32)  # (n,)
+    g_l, g_r = pan_gains(w)
+    vm = distance_gain(m, w, m_max) * mono  # (n,) distance-scaled source
+    out = np.empty((2, n), np.float32) if out is None else out
+    np.multiply(g_l, vm, out=out[0])
+    np.multiply(g_r, vm, out=out[1])
+    return out  # (2, n)
+
+
 def render_source(mono: np.ndarray, track: Track, sr: int, cfg: SpatialConfig = SpatialConfig()) -> np.ndarray:
     """Render a mono source to stereo (2, N) following its track, StereoFoley eq. (5)."""
-    mono = check_audio(mono, "source audio")
-    if mono.ndim != 1:
-        raise AudioError(f"source audio must be mono (N,), got shape {mono.shape}")
+    mono = _check_mono(mono)
     ct = condition_track(track, cfg)
     m_max = float(ct.mass.max())
     out = np.empty((2, mono.size), np.float32)
     for a in range(0, mono.size, RENDER_CHUNK):  # chunks keep memory flat in clip length
-        n = min(RENDER_CHUNK, mono.size - a)
-        w = upsample(ct.x, ct.fps, sr, n, a).astype(np.float32)  # (n,) unclipped position
-        m = upsample(ct.mass, ct.fps, sr, n, a).astype(np.float32)  # (n,)
-        g_l, g_r = pan_gains(w)
-        vm = distance_gain(m, w, m_max) * mono[a:a + n]  # (n,) distance-scaled source
-        np.multiply(g_l, vm, out=out[0, a:a + n])
-        np.multiply(g_r, vm, out=out[1, a:a + n])
+        render_block(mono[a:a + RENDER_CHUNK], ct, sr, a, m_max, out=out[:, a:a + RENDER_CHUNK])
     return out  # (2, N)
+
+
+def _check_mono(mono: np.ndarray) -> np.ndarray:
+    """A finite (N,) float source; AudioError otherwise."""
+    mono = check_audio(mono, "source audio")
+    if mono.ndim != 1:
+        raise AudioError(f"source audio must be mono (N,), got shape {mono.shape}")
+    return mono
 
 
 def _velvet(n: int, density: int, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -209,16 +232,38 @@ def _velvet(n: int, density: int, sr: int, rng: np.random.Generator) -> np.ndarr
     return h / np.sqrt(np.sum(h ** 2))
 
 
+def is_stereo_bed(blocks: Iterable[np.ndarray]) -> bool:
+    """True for a real stereo bed, (2, k) blocks whose channels differ somewhere by more than 1e-5."""
+    return any(b.ndim == 2 and b.shape[0] == 2 and not np.allclose(b[0], b[1], atol=1e-5) for b in blocks)
+
+
 def spread_ambience(ambience: np.ndarray, sr: int, seed: int = 0) -> np.ndarray:
     """An ambience bed across both channels (2, N): a mono or dual-mono bed is decorrelated into L/R."""
     amb = check_audio(ambience, "ambience")
-    if amb.ndim == 2 and amb.shape[0] == 2 and not np.allclose(amb[0], amb[1], atol=1e-5):
+    if is_stereo_bed([amb]):
         return amb  # already a real stereo bed
-    mono = amb.mean(axis=0) if amb.ndim == 2 else amb
+    return next(spread_blocks([amb], sr, seed))  # (2, N)
+
+
+def spread_blocks(blocks: Iterable[np.ndarray], sr: int, seed: int = 0) -> Iterator[np.ndarray]:
+    """Decorrelate a bed, (C, k) blocks downmixed to mono (or (k,)), into L/R: one (2, k) block per block.
+
+    Two different 30 ms velvet-noise filters, by overlap-add: each block is convolved whole and its
+    filter tail carried into the next; the tail after the last block is dropped (the output is as
+    long as the input). One block gives `spread_ambience`'s result.
+    """
     rng = np.random.default_rng(seed)
     n = int(0.03 * sr)  # 30 ms filters
-    chans = [oaconvolve(mono, _velvet(n, 2000, sr, rng))[: mono.size] for _ in range(2)]
-    return np.stack(chans)  # (2, N)
+    filters = [_velvet(n, 2000, sr, rng) for _ in range(2)]
+    tail = np.zeros((2, n - 1))
+    for block in blocks:
+        mono = block.mean(axis=0) if block.ndim == 2 else block  # (k,)
+        if mono.size == 0:
+            continue
+        wet = np.stack([oaconvolve(mono, h) for h in filters])  # (2, k + n - 1)
+        wet[:, :n - 1] += tail
+        tail = wet[:, mono.size:].copy()
+        yield wet[:, :mono.size]
 
 
 def fit_length(audio: np.ndarray, n: int) -> np.ndarray:
@@ -240,10 +285,13 @@ def mix(sources: Sequence[np.ndarray], ambience: np.ndarray | None = None, ambie
         out += fit_length(s, n)
     if ambience is not None:
         out += ambience_gain * fit_length(ambience, n)
-    peak = float(np.max(np.abs(out)))
-    if peak > cfg.ceiling:
-        out *= cfg.ceiling / peak
+    out *= peak_gain(float(np.max(np.abs(out))), cfg)
     return out.astype(np.float32)
+
+
+def peak_gain(peak: float, cfg: SpatialConfig = SpatialConfig()) -> float:
+    """The one gain that brings a mix peaking at `peak` under the ceiling (1 when it is under already)."""
+    return cfg.ceiling / peak if peak > cfg.ceiling else 1.0
 
 
 def spatialize(sources: Sequence[np.ndarray], tracks: Sequence[Track], sr: int,
@@ -255,3 +303,52 @@ def spatialize(sources: Sequence[np.ndarray], tracks: Sequence[Track], sr: int,
     rendered = [render_source(s, t, sr, cfg) for s, t in zip(sources, tracks)]
     bed = spread_ambience(ambience, sr) if ambience is not None else None
     return mix(rendered, bed, ambience_gain, cfg)
+
+
+def mix_blocks(sources: Sequence[Iterable[np.ndarray]], tracks: Sequence[Track], n: int, sr: int,
+               bed: Iterable[np.ndarray] | None = None, ambience_gain: float = 1.0,
+               cfg: SpatialConfig = SpatialConfig(), block: int = RENDER_CHUNK) -> Iterator[np.ndarray]:
+    """The mix of `spatialize` before its gain, streamed: (2, block) float32 blocks covering n samples.
+
+    Args:
+        sources: one stream of mono (1, k) blocks per track (any k), trimmed or zero-padded to n.
+        bed: a stream of (2, k) blocks, already spread (`spread_blocks`) or real stereo; fitted to n.
+    """
+    if len(sources) != len(tracks):
+        raise TrackError(f"{len(sources)} sources but {len(tracks)} tracks: give one track per source")
+    cts = [condition_track(t, cfg) for t in tracks]
+    streams = [fit_blocks(s, n, block, 1) for s in sources]
+    beds = fit_blocks(bed, n, block, 2) if bed is not None else None
+    return _mixed(streams, cts, n, sr, beds, ambience_gain, block)
+
+
+def _mixed(streams: list[Iterator[np.ndarray]], cts: list[Track], n: int, sr: int,
+           beds: Iterator[np.ndarray] | None, ambience_gain: float, block: int) -> Iterator[np.ndarray]:
+    """Render and sum the fitted streams block by block, as `mix` sums whole arrays."""
+    m_maxes = [float(ct.mass.max()) for ct in cts]
+    for a in range(0, n, block):
+        out = np.zeros((2, min(block, n - a)), np.float32)
+        for stream, ct, m_max in zip(streams, cts, m_maxes):
+            out += render_block(_check_mono(next(stream)[0]), ct, sr, a, m_max)
+        if beds is not None:
+            out += ambience_gain * _check_bed(next(beds))
+        yield out
+
+
+def _check_bed(block: np.ndarray) -> np.ndarray:
+    """A (2, k) block of a stereo bed; AudioError otherwise (a mono bed must go through `spread_blocks`)."""
+    if block.ndim != 2 or block.shape[0] != 2:
+        raise AudioError(f"ambience bed blocks must be stereo (2, samples), got {block.shape}: spread it first")
+    return block
+
+
+def normalise_blocks(render: Callable[[], Iterable[np.ndarray]],
+                     cfg: SpatialConfig = SpatialConfig()) -> tuple[float, Iterator[np.ndarray]]:
+    """One gain under the ceiling for a streamed mix, as `mix` applies to a whole one: two passes.
+
+    `render()` must give the same blocks each call. The first pass runs now, keeping only the peak;
+    returns (`peak_gain`, the blocks of a second pass scaled by it as they are read).
+    """
+    peak = max((float(np.max(np.abs(b))) for b in render() if b.size), default=0.0)
+    gain = peak_gain(peak, cfg)
+    return gain, (b * np.float32(gain) if gain != 1.0 else b for b in render())

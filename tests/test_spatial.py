@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from foley.errors import AudioError, TrackError
-from foley.spatial import (SpatialConfig, condition_track, distance_gain, mix, pan_gains, render_source,
-                           smooth, spread_ambience, upsample)
+from foley.spatial import (SpatialConfig, condition_track, distance_gain, is_stereo_bed, mix, mix_blocks,
+                           normalise_blocks, pan_gains, render_source, smooth, spatialize, spread_ambience,
+                           spread_blocks, upsample)
 from foley.tracks import Track
 
 SR = 48000
@@ -152,3 +153,44 @@ def test_chunked_rendering_equals_whole(monkeypatch):
     whole = render_source(mono, track, SR)
     monkeypatch.setattr(sp, "RENDER_CHUNK", 1000)
     np.testing.assert_allclose(render_source(mono, track, SR), whole, atol=1e-6)
+
+
+def _blocks(audio, sizes=(5000, 1, 30_000, 700, 0, 64_000)):
+    """An iterator of (C, k) (or (k,)) blocks of irregular sizes covering `audio`'s last axis."""
+    a, i = 0, 0
+    while a < audio.shape[-1]:
+        k = sizes[i % len(sizes)]
+        yield audio[..., a:a + k]
+        a, i = a + k, i + 1
+
+
+def test_spread_blocks_equal_the_whole_bed():
+    rng = np.random.default_rng(5)
+    amb = 0.25 * rng.standard_normal(3 * SR).astype(np.float32)  # peaks near full scale
+    whole = spread_ambience(amb, SR)
+    for blocks in (_blocks(amb), _blocks(np.stack([amb, amb]))):  # mono, and dual-mono downmixed
+        streamed = np.concatenate(list(spread_blocks(blocks, SR)), axis=1)
+        assert streamed.shape == whole.shape == (2, 3 * SR)
+        np.testing.assert_allclose(streamed, whole, atol=1e-6)
+    assert not is_stereo_bed(_blocks(np.stack([amb, amb + 1e-7])))
+    assert is_stereo_bed(_blocks(np.stack([amb, np.roll(amb, 1)])))
+
+
+@pytest.mark.parametrize("loud", [True, False])
+def test_streamed_mix_equals_spatialize(loud):
+    rng = np.random.default_rng(6)
+    n = 3 * SR
+    mono = (3.0 if loud else 0.05) * rng.standard_normal(n - 1000).astype(np.float32)  # shorter: padded
+    amb = 0.1 * rng.standard_normal((2, n + 5000)).astype(np.float32)  # real stereo, longer: trimmed
+    track = make_track(np.linspace(-1.4, 1.3, 75), frame_size=(320, 180))
+    cfg = SpatialConfig()
+    whole = spatialize([np.pad(mono, (0, 1000))], [track], SR, ambience=amb, ambience_gain=0.3, cfg=cfg)
+
+    def render():
+        return mix_blocks([_blocks(mono[None])], [track], n, SR, _blocks(amb), 0.3, cfg, block=10_000)
+
+    gain, blocks = normalise_blocks(render, cfg)
+    streamed = np.concatenate(list(blocks), axis=1)
+    assert streamed.shape == whole.shape and streamed.dtype == np.float32
+    np.testing.assert_array_equal(streamed, whole)
+    assert (gain < 1) == loud and np.max(np.abs(streamed)) <= cfg.ceiling + 1e-6

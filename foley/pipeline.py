@@ -14,14 +14,16 @@ from tqdm import tqdm
 from foley import io
 from foley.errors import FoleyError, TrackError
 from foley.metrics import StereoReport, evaluate
-from foley.spatial import SpatialConfig, fit_length, spatialize
-from foley.tracking import rank_by_audio, track_box, track_motion
+from foley.blocks import fit_blocks
+from foley.spatial import SpatialConfig, is_stereo_bed, mix_blocks, normalise_blocks, spatialize, spread_blocks
+from foley.tracking import onset_envelope, rank_by_audio, rank_by_envelope, track_box, track_motion
 from foley.tracks import Track, load_masks, load_tracks
 
 log = logging.getLogger("foley")
 SR = 48000
 MOTION_WIDTH = 640  # motion tracking decodes at most this wide: it works on a small copy anyway
 STRIP_FRAMES = 6
+BLOCK = 1 << 16  # samples per streamed audio block (1.4 s at 48 kHz)
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,9 @@ def _keep_strip(frames: Iterable[np.ndarray], total: int, keep: dict[int, np.nda
         yield f
 
 
-def find_tracks(video: str | os.PathLike, spec: TrackSpec, audio: np.ndarray | None = None,
+def find_tracks(video: str | os.PathLike, spec: TrackSpec, audio: np.ndarray | Iterator[np.ndarray] | None = None,
                 max_objects: int = 3, strip: dict[int, np.ndarray] | None = None) -> list[Track]:
-    """Tracks for a video, best first when audio is given (audio-guided choice)."""
+    """Tracks for a video, best first when audio ((C, N) at SR, or (C, k) blocks streamed) is given."""
     info = io.probe(video)
     n = io.count_frames(info, info.fps)
     keep = {} if strip is None else strip
@@ -120,41 +122,79 @@ def _fit_track(track: Track, n: int, fps: float, source: str) -> Track:
                        reliable=fit(track.reliable, False))
 
 
-def load_mono(audio_path: str | os.PathLike | None, video: str | os.PathLike, duration: float) -> np.ndarray:
-    """The mono source: --audio if given, else the video's own audio; padded/trimmed to the video, with a warning."""
-    src = audio_path if audio_path is not None else video
-    info = None if audio_path is not None else io.probe(video)
-    if info is not None and not info.has_audio:
-        raise FoleyError(f"{video} has no audio stream: give the sound to spatialize with --audio FILE")
-    mono = io.read_audio(src, sr=SR, channels=1)[0]  # (N,)
-    n = int(round(duration * SR))
-    if abs(mono.size - n) > SR * 0.04:
-        log.warning("audio is %.2f s but the video is %.2f s: %s", mono.size / SR, duration,
-                    "trimming the audio" if mono.size > n else "padding the audio with silence")
-    return fit_length(mono, n)
-
-
 def spatialize_video(video: str | os.PathLike, out: str | os.PathLike, spec: TrackSpec,
                      audio_path: str | os.PathLike | None = None, ambience_path: str | os.PathLike | None = None,
                      ambience_gain: float = 0.3, max_objects: int = 3,
-                     cfg: SpatialConfig = SpatialConfig()) -> tuple[Track, np.ndarray]:
-    """Object-aware stereo for a video: track, pick the sounding object, render, write OUT (.mp4/.mov/.mkv/.wav/.flac)."""
+                     cfg: SpatialConfig = SpatialConfig()) -> tuple[Track, float]:
+    """Object-aware stereo for a video: track, pick the sounding object, render, write OUT (.mp4/.mov/.mkv/.wav/.flac).
+
+    The sound is --audio if given, else the video's own audio; padded/trimmed to the video with a
+    warning. Audio is streamed, so memory stays flat in the video's length: a first pass over the
+    sound checks and measures it and takes its onset envelope (for the audio-guided choice), and
+    after tracking the mix is rendered twice, once for its peak and once, scaled by the one gain of
+    `spatialize`, into OUT. Returns the followed track and that gain (1 when the mix did not clip).
+    """
     out = Path(out)
     _check_output(out, (".mp4", ".mov", ".mkv", ".wav", ".flac"))
     info = io.probe(video)
-    duration = io.count_frames(info, info.fps) / info.fps
-    mono = load_mono(audio_path, video, duration)
-    tracks = find_tracks(video, spec, audio=mono[None], max_objects=max_objects)
-    track = tracks[0]
+    n_frames = io.count_frames(info, info.fps)
+    n = int(round(n_frames / info.fps * SR))
+    sound = _sound_path(audio_path, video, info)
+    envelope = _scan_sound(sound, n, info.fps, n_frames)
+    stereo_bed = ambience_path is not None and _is_stereo_file(ambience_path)
+    tracks = find_tracks(video, spec, max_objects=max_objects)
     if len(tracks) > 1:
-        log.info("picked %s (audio score %.2f) among %d tracks", track.label, track.score or 0.0, len(tracks))
-    ambience = io.read_audio(ambience_path, sr=SR) if ambience_path is not None else None
-    stereo = spatialize([mono], [track], SR, ambience=ambience, ambience_gain=ambience_gain, cfg=cfg)  # (2, N)
+        tracks = rank_by_envelope(tracks, envelope)
+        log.info("picked %s (audio score %.2f) among %d tracks", tracks[0].label, tracks[0].score or 0.0, len(tracks))
+    track = tracks[0]
+
+    def render() -> Iterator[np.ndarray]:  # the unscaled mix, (2, BLOCK) blocks; the same each call
+        bed = None if ambience_path is None else io.iter_audio(ambience_path, sr=SR, block=BLOCK)
+        bed = bed if bed is None or stereo_bed else spread_blocks(bed, SR)
+        source = io.iter_audio(sound, sr=SR, channels=1, block=BLOCK)
+        return mix_blocks([source], [track], n, SR, bed, ambience_gain, cfg, BLOCK)
+
+    gain, stereo = normalise_blocks(render, cfg)
     if out.suffix.lower() in (".wav", ".flac"):
         io.write_audio(out, stereo, SR)
     else:
         io.mux_audio(video, stereo, SR, out)
-    return track, stereo
+    return track, gain
+
+
+def _sound_path(audio_path: str | os.PathLike | None, video: str | os.PathLike,
+                info: io.VideoInfo) -> str | os.PathLike:
+    """The file holding the sound to place: --audio, else the video (FoleyError if it has no audio)."""
+    if audio_path is not None:
+        return audio_path
+    if not info.has_audio:
+        raise FoleyError(f"{video} has no audio stream: give the sound to spatialize with --audio FILE")
+    return video
+
+
+def _scan_sound(path: str | os.PathLike, n: int, fps: float, n_frames: int) -> np.ndarray:
+    """Read the whole sound once: NaN/inf raise, a length off the video's n samples warns; its onset envelope."""
+    length = 0
+
+    def counted() -> Iterator[np.ndarray]:
+        nonlocal length
+        for block in io.iter_audio(path, sr=SR, channels=1, block=BLOCK):
+            length += block.shape[1]
+            yield block
+
+    blocks = counted()
+    envelope = onset_envelope(fit_blocks(blocks, n, BLOCK, 1), SR, fps, n_frames)  # of the sound as placed
+    for _ in blocks:  # the rest, beyond the video's end
+        pass
+    if abs(length - n) > SR * 0.04:
+        log.warning("audio is %.2f s but the video is %.2f s: %s", length / SR, n / SR,
+                    "trimming the audio" if length > n else "padding the audio with silence")
+    return envelope
+
+
+def _is_stereo_file(path: str | os.PathLike) -> bool:
+    """Whether an ambience file is a real stereo bed (kept) rather than mono or dual-mono (spread); reads it all."""
+    return any([is_stereo_bed([block]) for block in io.iter_audio(path, sr=SR, block=BLOCK)])  # a list: checks all
 
 
 def _check_output(out: Path, suffixes: tuple[str, ...]) -> None:

@@ -31,7 +31,7 @@ def _cmd_track(a: argparse.Namespace) -> None:
 
     audio = None
     if not a.no_audio and io.probe(a.video).has_audio:
-        audio = io.read_audio(a.video, sr=pipeline.SR, channels=1)
+        audio = io.iter_audio(a.video, sr=pipeline.SR, channels=1)  # streamed: read only if tracks need ranking
     strip: dict = {}
     tracks = pipeline.find_tracks(a.video, pipeline.TrackSpec.parse(a.track), audio=audio,
                                   max_objects=a.max_objects, strip=strip)

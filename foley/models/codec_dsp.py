@@ -11,6 +11,7 @@ in independent noise for the incoherent part.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -20,6 +21,21 @@ from torch import Tensor
 from foley.models.streaming import StreamingModule
 
 EPS = 1e-8
+
+
+def full_precision(fn):
+    """Run `fn` in float32 with autocast off: FFTs, complex numbers and exp/log of powers are not for bf16.
+
+    Under AMP (bf16 autocast on CUDA) the learned layers run in bf16; the fixed signal path and the
+    spectral losses get float32 inputs and stay in float32.
+    """
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        device = next((a.device.type for a in args if isinstance(a, Tensor)), "cpu")
+        args = [a.float() if isinstance(a, Tensor) and a.is_floating_point() else a for a in args]
+        with torch.autocast(device, enabled=False):
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def sine_window(n: int, device: torch.device | None = None) -> Tensor:
@@ -86,6 +102,7 @@ class Analysis(StreamingModule):
         frames = xp.unfold(-1, 2 * h, h)  # (B, 2, T*sub, 2h)
         return torch.fft.rfft(frames * self.window, dim=-1)
 
+    @full_precision
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """-> log power (B, T, sub, K); band log energy L^2 + R^2, pan, coherence per frame (B, T, nb) each."""
         spec = self.spectra(x.float())  # (B, 2, T*sub, K)
@@ -123,6 +140,7 @@ class Synthesis(StreamingModule):
         k = torch.arange(self.n_bins, device=device, dtype=torch.int64)[None]  # (1, K)
         return torch.stack([hashed_phase((g * self.n_bins + k) * 2 + c) for c in range(2)])
 
+    @full_precision
     def forward(self, log_power: Tensor, pan: Tensor, coherence: Tensor) -> Tensor:
         b, t, sub, k = log_power.shape
         h = self.sub_hop
@@ -147,12 +165,14 @@ class Synthesis(StreamingModule):
             self._streaming_state["frame"] = torch.tensor(first + t)
         return y[..., : t * self.hop]
 
+    @full_precision
     def set_band_energy(self, log_power: Tensor, energy: Tensor) -> Tensor:
         """Shift log power (B, T, sub, K) so each band's energy over the frame is `energy` (B, T, nb), in log."""
         per_frame = torch.exp(log_power.float().clamp(max=30.0)).sum(2) @ self.bands.T  # (B, T, nb)
         shift = energy.float() - torch.log(per_frame + EPS)  # (B, T, nb)
         return log_power + (shift @ self.bands)[:, :, None]  # (B, T, sub, K)
 
+    @full_precision
     def target(self, x: Tensor) -> Tensor:
         """(B, 2, T*hop) -> log power (B, T, sub, K) of x on the synthesis grid: what `forward` should be given."""
         h = self.sub_hop

@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from foley.models.codec_dsp import full_precision
+
 RESOLUTIONS: tuple[tuple[int, int], ...] = ((256, 64), (1024, 256), (2048, 512))
 
 
@@ -13,6 +15,7 @@ def lrms(x: Tensor) -> Tensor:
     return torch.cat([x, (x[:, :1] + x[:, 1:]) / 2, (x[:, :1] - x[:, 1:]) / 2], 1)
 
 
+@full_precision
 def stft(x: Tensor, n_fft: int, hop: int) -> Tensor:
     """(..., N) -> complex (..., n_fft/2+1, frames) with a Hann window."""
     lead = x.shape[:-1]
@@ -62,11 +65,13 @@ def kl(mean: Tensor, logvar: Tensor) -> Tensor:
     return 0.5 * (mean ** 2 + logvar.exp() - 1 - logvar).mean()
 
 
+@full_precision
 def log_power_loss(pred: Tensor, target: Tensor, floor: float = -12.0) -> Tensor:
     """L1 between decoded and true log power on the synthesis grid, both floored (silence is silence)."""
     return (pred.clamp_min(floor) - target.clamp_min(floor)).abs().mean()
 
 
+@full_precision
 def band_energy_loss(pred: Tensor, target: Tensor, bands: Tensor, eps: float = 1e-6) -> Tensor:
     """L1 between log band energies per subframe: log of sums, so unbiased where log-power L1 is not.
 

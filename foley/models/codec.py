@@ -88,6 +88,7 @@ class CodecConfig:
 
 PRESETS: dict[str, CodecConfig] = {
     "tiny": CodecConfig(),
+    "tiny_offline": CodecConfig(causal=False),  # StereoFoley's offline codec: looks one frame ahead per block
     "small": CodecConfig(width=512, enc_blocks=4, dec_blocks=6),
     "soundreactor": CodecConfig(fps=30, spectral_channels=48, width=1024, enc_blocks=6, dec_blocks=8, kernel=5),
 }
@@ -235,7 +236,8 @@ class Codec(StreamingModule):
 
 # ---------------------------------------------------------------------- checkpoints
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "codec_tiny.pt"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "codec_tiny.pt"  # causal (streams)
+OFFLINE_CHECKPOINT = DEFAULT_CHECKPOINT.with_name("codec_tiny_offline.pt")  # non-causal, for whole clips
 FORMAT = "foley.codec/1"
 
 

@@ -141,19 +141,26 @@ class Synthesis(StreamingModule):
         return torch.stack([hashed_phase((g * self.n_bins + k) * 2 + c) for c in range(2)])
 
     @full_precision
-    def forward(self, log_power: Tensor, pan: Tensor, coherence: Tensor) -> Tensor:
+    def forward(self, log_power: Tensor, pan: Tensor, coherence: Tensor, tonal: Tensor | None = None,
+                noise_share: Tensor | None = None) -> Tensor:
+        """Render; `tonal` (B, T*sub, K) complex adds deterministic spectra, `noise_share` scales the noise power."""
         b, t, sub, k = log_power.shape
         h = self.sub_hop
         first = int(self._streaming_state.get("frame", torch.zeros(())).item())
         phi, flip = self.phases(first * sub, t * sub, log_power.device).view(2, t, sub, k)  # (T, sub, K) each
         mag = self.gain * torch.exp(0.5 * log_power.float().clamp(max=30.0))  # (B, T, sub, K)
+        if noise_share is not None:
+            mag = mag * torch.sqrt(noise_share.float().clamp_min(1e-12))
+        excitation = torch.polar(mag, phi)  # (B, T, sub, K)
+        if tonal is not None:
+            excitation = excitation + tonal.view(b, t, sub, k)
         theta = math.pi / 4 * (pan.float().clamp(-1, 1) + 1) @ self.bands  # (B, T, K)
         rho = coherence.float().clamp(0, 1) @ self.bands  # (B, T, K)
         # L and R share the excitation phase up to +-arccos(rho)/2 each: cos(phase difference) = rho in every
         # bin, so each channel keeps its exact power (no interference) and the band's coherence is rho
         half = 0.5 * torch.acos(rho.clamp(0, 1 - 1e-6))[:, :, None] * torch.where(flip < math.pi, 1.0, -1.0)
-        left = torch.polar(mag * torch.cos(theta)[:, :, None], phi + half)  # (B, T, sub, K)
-        right = torch.polar(mag * torch.sin(theta)[:, :, None], phi - half)
+        left = excitation * torch.polar(torch.cos(theta)[:, :, None].expand_as(half), half)  # (B, T, sub, K)
+        right = excitation * torch.polar(torch.sin(theta)[:, :, None].expand_as(half), -half)
         spec = torch.stack([left, right], 1).view(b, 2, t * sub, k)  # (B, 2, F, K)
         segs = torch.fft.irfft(spec, n=2 * h, dim=-1) * self.window  # (B, 2, F, 2h)
         y = overlap_add(segs, h)  # (B, 2, T*hop + h)

@@ -10,7 +10,7 @@ import torch
 from scipy.signal import resample_poly
 from torch import Tensor
 
-from foley.metrics import audio_position, evaluate, frame_energies
+from foley.metrics.stereo import audio_position, evaluate, frame_energies
 from foley.models.codec import Codec
 from foley.models.codec_dsp import band_matrix
 from foley.models.codec_loss import lrms, mrstft, stft_mag

@@ -23,11 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from foley import checkpoint
+from foley.checkpoint import shipped
 from foley.errors import FoleyError
-from foley.models.codec_dsp import Analysis, Synthesis
+from foley.models.codec_dsp import Analysis, Synthesis, band_matrix
+from foley.models.codec_loss import band_energy_loss, kl, log_power_loss, stereo_mrstft
+from foley.models.codec_tonal import F0_MAX, F0_MIN, HARM_EDGES_HZ, PART_BANDS, TonalAnalysis, TonalSynthesis
 from foley.models.streaming import StreamingModule
 
 LOG_POWER_SHIFT, LOG_POWER_SCALE = 2.0, 6.0  # brings log(L^2 + R^2) of typical audio near N(0, 1)
+F0_REF = 200.0  # the f0 channels hold log2(f0 / F0_REF)
 
 
 class CodecError(FoleyError):
@@ -48,6 +53,8 @@ class CodecConfig:
     dec_blocks: int = 3
     kernel: int = 3  # temporal kernel (latent frames) of every block
     causal: bool = True
+    tonal: bool = False  # v2: measured pitch / harmonicity / partial channels and sinusoidal synthesis
+    pitch_window: int = 2048  # samples of the tonal analysis window
 
     def __post_init__(self) -> None:
         if self.sr % self.fps or (self.sr // self.fps) % self.subframes:
@@ -70,8 +77,12 @@ class CodecConfig:
         return self.sub_hop + 1
 
     @property
+    def tonal_channels(self) -> int:
+        return self.subframes + len(HARM_EDGES_HZ) - 1 + 2 * PART_BANDS if self.tonal else 0
+
+    @property
     def channels(self) -> int:
-        return self.spectral_channels + 3 * self.stereo_bands
+        return self.spectral_channels + 3 * self.stereo_bands + self.tonal_channels
 
     @property
     def floats_per_second(self) -> int:
@@ -87,10 +98,13 @@ class CodecConfig:
 
 
 PRESETS: dict[str, CodecConfig] = {
-    "tiny": CodecConfig(),
-    "tiny_offline": CodecConfig(causal=False),  # StereoFoley's offline codec: looks one frame ahead per block
-    "small": CodecConfig(width=512, enc_blocks=4, dec_blocks=6),
-    "soundreactor": CodecConfig(fps=30, spectral_channels=48, width=1024, enc_blocks=6, dec_blocks=8, kernel=5),
+    "tiny": CodecConfig(tonal=True),  # v2, 128 channels
+    "tiny_offline": CodecConfig(tonal=True, causal=False),  # StereoFoley's offline codec: looks ahead
+    "small": CodecConfig(tonal=True, width=512, enc_blocks=4, dec_blocks=6),
+    "soundreactor": CodecConfig(fps=30, spectral_channels=48, width=1024, enc_blocks=6, dec_blocks=8, kernel=5,
+                                tonal=True),
+    "v1_tiny": CodecConfig(),  # v1: noise-excited synthesis, 80 channels
+    "v1_tiny_offline": CodecConfig(causal=False),
 }
 
 
@@ -144,6 +158,17 @@ class Net(nn.Module):
         return self.out(self.norm(x))
 
 
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the codec's training losses (MR-STFT on L, R, mid, side; log power; band energy; KL)."""
+
+    stft: float = 1.0
+    stft_items: int = 4  # batch items that get the MR-STFT loss: it costs 10x the network
+    power: float = 1.0
+    band: float = 1.0
+    kl: float = 1e-3
+
+
 @dataclass
 class CodecOutput:
     """What a training step needs from one forward pass."""
@@ -165,6 +190,9 @@ class Codec(StreamingModule):
         self.synthesis = Synthesis(cfg.hop, cfg.subframes, cfg.stereo_bands, cfg.sr)
         self.encoder = Net(feat, 2 * cfg.spectral_channels, cfg, cfg.enc_blocks)
         self.decoder = Net(cfg.spectral_channels + cfg.stereo_bands, feat, cfg, cfg.dec_blocks)  # + band energies
+        if cfg.tonal:
+            self.tonal_analysis = TonalAnalysis(cfg.hop, cfg.subframes, cfg.sr, cfg.pitch_window, cfg.causal)
+            self.tonal_synthesis = TonalSynthesis(cfg.hop, cfg.subframes, cfg.sr)
         self.register_buffer("latent_mean", torch.zeros(cfg.channels))
         self.register_buffer("latent_std", torch.ones(cfg.channels))
         nn.init.normal_(self.decoder.out.weight, std=0.02)  # start near a quiet, flat spectrum
@@ -186,16 +214,33 @@ class Codec(StreamingModule):
         log_power, energy, pan, coherence = self.analysis(self._pad(x))  # (B, T, sub, K), (B, T, nb) x 3
         feat = (log_power.flatten(2) - LOG_POWER_SHIFT) / LOG_POWER_SCALE  # (B, T, sub*K)
         mean, logvar = self.encoder(feat).chunk(2, -1)  # (B, T, Cs) each
-        return mean, logvar.clamp(-20.0, 10.0), torch.cat([energy, pan, 2 * coherence - 1], -1)
+        cues = [energy, pan, 2 * coherence - 1]
+        if self.cfg.tonal:
+            f0, harm, pos, share = self.tonal_analysis(self._pad(x))  # (B, T, sub), (B, T, 8), (B, T, 16) x 2
+            cues += [torch.log2(f0 / F0_REF), 2 * harm - 1, 2 * pos - 1, 2 * share - 1]
+        return mean, logvar.clamp(-20.0, 10.0), torch.cat(cues, -1)
 
     def render(self, spectral: Tensor, cues: Tensor) -> tuple[Tensor, Tensor]:
         """Raw latents (B, T, Cs), (B, T, 3 nb) -> (audio (B, 2, T*hop), log power (B, T, sub, K))."""
         b, t, _ = spectral.shape
-        energy, pan, coherence = cues.float().chunk(3, -1)  # (B, T, nb) each
+        nb = self.cfg.stereo_bands
+        energy, pan, coherence = cues[..., : 3 * nb].float().chunk(3, -1)  # (B, T, nb) each
         inp = torch.cat([spectral, (energy.to(spectral.dtype) - LOG_POWER_SHIFT) / LOG_POWER_SCALE], -1)
         log_power = self.decoder(inp).float().view(b, t, self.cfg.subframes, self.cfg.n_bins)
         log_power = self.synthesis.set_band_energy(log_power * LOG_POWER_SCALE + LOG_POWER_SHIFT, energy)
-        return self.synthesis(log_power, pan, (coherence + 1) / 2), log_power
+        tonal = noise = None
+        if self.cfg.tonal:
+            f0, harm, pos, share = self.split_tonal(cues[..., 3 * nb:].float())
+            tonal, noise = self.tonal_synthesis(log_power, f0, harm, pos, share)
+        return self.synthesis(log_power, pan, (coherence + 1) / 2, tonal, noise), log_power
+
+    def split_tonal(self, c: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Raw tonal channels (B, T, Ct) -> f0 Hz (B, T, sub), harmonic fraction, partial position, share in [0, 1]."""
+        sub, nh = self.cfg.subframes, len(HARM_EDGES_HZ) - 1
+        f0 = (F0_REF * torch.exp2(c[..., :sub])).clamp(F0_MIN, F0_MAX)
+        unit = ((c[..., sub:] + 1) / 2).clamp(0, 1)
+        harm, pos, share = unit[..., :nh], unit[..., nh:nh + PART_BANDS], unit[..., nh + PART_BANDS:]
+        return f0, harm, pos, share
 
     def forward(self, x: Tensor, sample: bool = True) -> CodecOutput:
         """Training pass: encode, sample the posterior, decode."""
@@ -203,6 +248,16 @@ class Codec(StreamingModule):
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar) if sample else mean
         audio, log_power = self.render(z, cues)
         return CodecOutput(audio, log_power, mean, logvar)
+
+    def loss(self, x: Tensor, out: CodecOutput | None = None, w: LossWeights = LossWeights()) -> dict[str, Tensor]:
+        """Training losses of audio x (B, 2, N) and its forward pass `out` (pass the DDP wrapper's); 'total' sums them."""
+        out = self(x) if out is None else out
+        n, target = w.stft_items, self.synthesis.target(x)
+        bands = band_matrix(self.cfg.n_bins, 32, self.cfg.sr).to(x.device)  # finer than the stereo bands
+        parts = {"stft": stereo_mrstft(out.audio[:n], x[:n]), "power": log_power_loss(out.log_power, target),
+                 "band": band_energy_loss(out.log_power, target, bands), "kl": kl(out.mean.float(), out.logvar.float())}
+        parts["total"] = w.stft * parts["stft"] + w.power * parts["power"] + w.band * parts["band"] + w.kl * parts["kl"]
+        return parts
 
     # ------------------------------------------------------------------ public, normalised latents
     def encode(self, x: Tensor) -> Tensor:
@@ -236,32 +291,26 @@ class Codec(StreamingModule):
 
 # ---------------------------------------------------------------------- checkpoints
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "codec_tiny.pt"  # causal (streams)
-OFFLINE_CHECKPOINT = DEFAULT_CHECKPOINT.with_name("codec_tiny_offline.pt")  # non-causal, for whole clips
+DEFAULT_CHECKPOINT = shipped("codec_tiny.pt")  # v2, causal (streams): the default
+OFFLINE_CHECKPOINT = shipped("codec_tiny_offline.pt")  # v2, non-causal, for whole clips
+V1_CHECKPOINTS = (shipped("v1/codec_tiny.pt"), shipped("v1/codec_tiny_offline.pt"))  # noise-excited, for comparison
 FORMAT = "foley.codec/1"
+HINT = "train one with `foley train codec` or pass --checkpoint"
 
 
-def save_codec(path: str | Path, codec: Codec, **extra: object) -> None:
-    """Write {format, config, weights, **extra} atomically."""
-    from foley.files import atomic_output
-
-    with atomic_output(path) as tmp:
-        torch.save({"format": FORMAT, "config": asdict(codec.cfg), "model": codec.state_dict(), **extra}, tmp)
+def save_codec(path: str | Path, codec: Codec, **extra: object) -> str:
+    """Write the codec (config, weights, hash) atomically; returns the weights' hash."""
+    return checkpoint.save(path, FORMAT, asdict(codec.cfg), codec.state_dict(), **extra)
 
 
 def load_codec(path: str | Path | None = None, map_location: str | torch.device = "cpu",
                expect: CodecConfig | None = None) -> Codec:
     """A codec from a checkpoint written by `save_codec` or the trainer (EMA weights preferred)."""
     path = Path(path) if path is not None else DEFAULT_CHECKPOINT
-    if not path.is_file():
-        raise CodecError(f"codec checkpoint {str(path)!r} not found: train one with `foley train codec` "
-                         "or pass --checkpoint")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises many kinds on a damaged file
-        raise CodecError(f"{path}: not a readable codec checkpoint ({type(e).__name__}): re-download or retrain") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CodecError(f"{path}: not a foley codec checkpoint (format {ckpt.get('format') if isinstance(ckpt, dict) else None!r})")
+        ckpt = checkpoint.load(path, (FORMAT,), "codec", HINT, map_location)
+    except checkpoint.CheckpointError as e:
+        raise CodecError(str(e)) from None
     cfg = CodecConfig.from_dict(ckpt["config"])
     if expect is not None and replace(cfg) != expect:
         raise CodecError(f"{path}: checkpoint config {cfg} differs from the requested {expect}")

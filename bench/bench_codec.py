@@ -22,9 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from foley.codec_cli import codec_audio  # noqa: E402
+from foley.roundtrip import codec_audio  # noqa: E402
 from foley.models.codec import load_codec  # noqa: E402
-from foley.models.codec_eval import Figures, baseline_mono_pan, baseline_resample, figures  # noqa: E402
+from foley.metrics.codec import Figures, baseline_mono_pan, baseline_resample, figures  # noqa: E402
 from foley.world import PRESETS as WORLD, render, sample_scene, synthesize  # noqa: E402
 from foley.world.checks import dominant_bas  # noqa: E402
 

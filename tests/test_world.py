@@ -199,7 +199,7 @@ def test_reader_with_two_workers_yields_every_clip_once(tmp_path):
 
 
 def test_cli_make_and_stats(tmp_path, capsys):
-    from foley.world.cli import add_parsers
+    from foley.cli.world import add_parsers
 
     p = argparse.ArgumentParser()
     add_parsers(p.add_subparsers(dest="verb"))

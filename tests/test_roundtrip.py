@@ -1,4 +1,5 @@
-"""`foley codec roundtrip` and `foley train codec`: any file in, 48 kHz stereo out; bad input refused clearly."""
+"""`foley codec roundtrip` and `foley train codec`: any file in, 48 kHz stereo out; bad input refused clearly;
+the shipped codecs beat equal-rate baselines on world clips."""
 import logging
 
 import numpy as np
@@ -6,7 +7,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from foley import codec_cli
+from foley import roundtrip as rt
+from foley.cli import train as train_cli
 from foley.cli import build_parser, main
 from foley.errors import AudioError, FoleyError, MediaError
 from foley.models.codec import DEFAULT_CHECKPOINT, OFFLINE_CHECKPOINT, Codec, CodecConfig, CodecError, load_codec, save_codec
@@ -32,7 +34,7 @@ def test_roundtrip_resamples_and_upmixes_with_a_warning(tmp_path, ckpt, caplog):
     mono = 0.3 * np.sin(2 * np.pi * 440 * np.arange(44100) / 44100)
     src = _wav(tmp_path / "in.wav", mono[None], 44100)
     with caplog.at_level(logging.WARNING, logger="foley"):
-        r = codec_cli.roundtrip(src, tmp_path / "out.wav", ckpt)
+        r = rt.roundtrip(src, tmp_path / "out.wav", ckpt)
     assert "44100 Hz" in caplog.text and "upmixed" in caplog.text
     y, sr = sf.read(tmp_path / "out.wav", always_2d=True)
     assert sr == 48000 and y.shape == (48000, 2) and r.native_rate == 44100 and r.native_channels == 1
@@ -43,17 +45,17 @@ def test_roundtrip_keeps_a_panned_source_where_it_was(tmp_path, ckpt):
     noise = np.random.default_rng(0).standard_normal(48000) * 0.1
     gl, gr = pan_gains(np.array(0.6))
     src = _wav(tmp_path / "in.flac", np.stack([gl * noise, gr * noise]), 48000)
-    r = codec_cli.roundtrip(src, tmp_path / "out.flac", ckpt)
+    r = rt.roundtrip(src, tmp_path / "out.flac", ckpt)
     assert r.pan_error < 0.05 and r.stereo_score_out == pytest.approx(r.stereo_score_in, abs=0.05)
 
 
 def test_silent_and_clipped_input_warn(tmp_path, ckpt, caplog):
     with caplog.at_level(logging.WARNING, logger="foley"):
-        codec_cli.roundtrip(_wav(tmp_path / "s.wav", np.zeros((2, 9600)), 48000), tmp_path / "o.wav", ckpt)
+        rt.roundtrip(_wav(tmp_path / "s.wav", np.zeros((2, 9600)), 48000), tmp_path / "o.wav", ckpt)
         assert "silent" in caplog.text
         assert not np.any(sf.read(tmp_path / "o.wav")[0])
         loud = np.clip(3 * np.random.default_rng(1).standard_normal((2, 9600)), -1, 1)
-        codec_cli.roundtrip(_wav(tmp_path / "c.wav", loud, 48000), tmp_path / "o2.wav", ckpt)
+        rt.roundtrip(_wav(tmp_path / "c.wav", loud, 48000), tmp_path / "o2.wav", ckpt)
         assert "clipped" in caplog.text
 
 
@@ -61,20 +63,20 @@ def test_bad_input_raises_foley_errors(tmp_path, ckpt):
     nan = np.zeros((2, 4800), np.float32)
     nan[0, 100] = np.nan
     with pytest.raises(AudioError, match="NaN"):
-        codec_cli.roundtrip(_wav(tmp_path / "n.wav", nan, 48000, "FLOAT"), tmp_path / "o.wav", ckpt)
+        rt.roundtrip(_wav(tmp_path / "n.wav", nan, 48000, "FLOAT"), tmp_path / "o.wav", ckpt)
     src = _wav(tmp_path / "ok.wav", np.zeros((2, 4800)), 48000)
     with pytest.raises(MediaError, match=".wav or .flac"):
-        codec_cli.roundtrip(src, tmp_path / "o.mp3", ckpt)
+        rt.roundtrip(src, tmp_path / "o.mp3", ckpt)
     with pytest.raises(MediaError):
-        codec_cli.roundtrip(tmp_path / "missing.wav", tmp_path / "o.wav", ckpt)
+        rt.roundtrip(tmp_path / "missing.wav", tmp_path / "o.wav", ckpt)
     (tmp_path / "bad.pt").write_bytes(b"\x00" * 100)
     with pytest.raises(CodecError):
-        codec_cli.roundtrip(src, tmp_path / "o.wav", tmp_path / "bad.pt")
+        rt.roundtrip(src, tmp_path / "o.wav", tmp_path / "bad.pt")
     state = torch.load(ckpt, weights_only=True)
     state["config"]["width"] = 64  # weights of another config
     torch.save(state, tmp_path / "other.pt")
     with pytest.raises(CodecError, match="do not match"):
-        codec_cli.roundtrip(src, tmp_path / "o.wav", tmp_path / "other.pt")
+        rt.roundtrip(src, tmp_path / "o.wav", tmp_path / "other.pt")
 
 
 def test_foley_cli_runs_codec_verbs_and_refuses_bad_input_in_one_line(tmp_path, ckpt, capsys):
@@ -93,14 +95,14 @@ def test_foley_cli_runs_codec_verbs_and_refuses_bad_input_in_one_line(tmp_path, 
     assert not list(tmp_path.glob("o.*"))
     a = build_parser().parse_args(
         ["train", "codec", "--preset", "tiny", "--out", "runs/x", "--steps", "5", "--resume"])
-    assert a.func is codec_cli._cmd_train_codec and a.steps == 5 and a.resume
+    assert a.func is train_cli._cmd_train and a.model == "codec" and a.steps == 5 and a.resume
 
 
 @pytest.mark.parametrize("path,causal", [(DEFAULT_CHECKPOINT, True), (OFFLINE_CHECKPOINT, False)])
 def test_shipped_checkpoints_are_small_calibrated_and_beat_equal_rate_baselines(path, causal):
     """On held-out world clips the trained codec is closer in spectrum and per-band stereo than both
     trivial baselines with as many floats/s, and keeps BAS where one object dominates (>= 0.95x)."""
-    from foley.models.codec_eval import baseline_mono_pan, baseline_resample, figures
+    from foley.metrics.codec import baseline_mono_pan, baseline_resample, figures
     from foley.world import PRESETS as WORLD, render, sample_scene, synthesize
     from foley.metrics import audio_position, position_bin
     from foley.world.checks import dominant_frames
@@ -117,7 +119,7 @@ def test_shipped_checkpoints_are_small_calibrated_and_beat_equal_rate_baselines(
         rendered = render(scene)
         audio = synthesize(scene, rendered)
         x = audio.mixes["objaware"].astype(np.float64)
-        outs = {"codec": codec_cli.codec_audio(codec, x), "resample": baseline_resample(x, cfg.sr, cfg.floats_per_second),
+        outs = {"codec": rt.codec_audio(codec, x), "resample": baseline_resample(x, cfg.sr, cfg.floats_per_second),
                 "mono+pan": baseline_mono_pan(x, cfg.sr, cfg.fps, cfg.floats_per_second)}
         for name, y in outs.items():
             got[name].append(figures(torch.from_numpy(np.asarray(y)).float(), torch.from_numpy(x).float(), cfg.sr, cfg.fps))

@@ -1,7 +1,6 @@
-"""`foley codec roundtrip IN OUT` and `foley train codec`: the codec's command line, wired in by foley/cli.py."""
+"""Audio files through the codec: `roundtrip(IN, OUT)` (what `foley codec roundtrip` runs) and `codec_audio`."""
 from __future__ import annotations
 
-import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +69,7 @@ def roundtrip(in_path: str | Path, out_path: str | Path, checkpoint: str | Path 
     from foley import io
     from foley.metrics import stereo_score
     from foley.models.codec import load_codec
-    from foley.models.codec_eval import pan_error
+    from foley.metrics.codec import pan_error
 
     if Path(out_path).suffix.lower() not in (".wav", ".flac"):
         raise MediaError(f"{out_path}: write the roundtrip as .wav or .flac")
@@ -95,35 +94,3 @@ def roundtrip(in_path: str | Path, out_path: str | Path, checkpoint: str | Path 
     xd, yd = x.astype(np.float64), y.astype(np.float64)
     return Roundtrip(x.shape[-1] / sr, rate, channels, codec.cfg.floats_per_second,
                      pan_error(yd, xd, sr, codec.cfg.fps) if np.any(x) else 0.0, stereo_score(xd), stereo_score(yd))
-
-
-def _cmd_roundtrip(a: argparse.Namespace) -> None:
-    r = roundtrip(a.input, a.output, a.checkpoint)
-    print(f"wrote {a.output}: {r.seconds:.2f} s through {r.floats_per_second} floats/s; "
-          f"Stereo-Score {r.stereo_score_in:.3f} -> {r.stereo_score_out:.3f}, per-frame pan error {r.pan_error:.3f}")
-
-
-def _cmd_train_codec(a: argparse.Namespace) -> None:
-    from foley.codec_train import config_from_args, train
-
-    path = train(config_from_args(a), a.out, resume=a.resume, device=a.device)
-    print(f"wrote {path} (resume with --resume --out {a.out}; curves in {a.out}/log.csv)")
-
-
-def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    """Register `codec roundtrip` and `train codec` on the main CLI's sub-parsers."""
-    from foley.codec_train import add_arguments
-
-    c = subparsers.add_parser("codec", help="the stereo audio codec (48 kHz stereo <-> latents at the video rate)")
-    csub = c.add_subparsers(dest="codec_verb", required=True, metavar="VERB")
-    r = csub.add_parser("roundtrip", help="encode and decode an audio file (hear what the codec keeps)")
-    r.add_argument("input", help="any audio or video file with sound; resampled/upmixed to 48 kHz stereo")
-    r.add_argument("output", help="output .wav or .flac")
-    r.add_argument("--checkpoint", help="codec checkpoint (default: the shipped checkpoints/codec_tiny.pt)")
-    r.set_defaults(func=_cmd_roundtrip)
-
-    t = subparsers.add_parser("train", help="train a model")
-    tsub = t.add_subparsers(dest="train_what", required=True, metavar="MODEL")
-    tc = tsub.add_parser("codec", help="train the stereo codec on Procedural Foley world clips (CPU or GPU)")
-    add_arguments(tc)
-    tc.set_defaults(func=_cmd_train_codec)

@@ -1,4 +1,7 @@
-"""`foley <verb>`: a thin command line over the library. User errors print one line and exit 1."""
+"""`foley <verb>`: a thin command line over the library. User errors print one line and exit 1.
+
+Verbs on files and video live here; `world`, `codec` and `train` have a module each in this package.
+"""
 from __future__ import annotations
 
 import argparse
@@ -109,11 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seconds", type=float, default=8.0)
     d.set_defaults(func=_cmd_demo)
 
-    from foley.codec_cli import add_parsers as add_codec
-    from foley.world.cli import add_parsers as add_world
+    from foley.cli import codec, train, world
 
-    add_world(sub)
-    add_codec(sub)
+    world.add_parsers(sub)
+    codec.add_parsers(sub)
+    train.add_parsers(sub)
     return p
 
 

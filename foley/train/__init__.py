@@ -1,0 +1,1 @@
+"""Training: the one loop (`loop`) and one task module per model (`codec`, ...)."""

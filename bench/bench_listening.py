@@ -172,7 +172,7 @@ def main() -> None:
     out += "".join(f"- {n}: {rows[n]['partial_mean']:.2f} / {r['noisy']:.2f} / {r['averaged']:.2f}\n" for n, r in robust.items())
     print(out)
     if a.markdown:
-        Path(a.markdown).write_text(out + f"\nCommand: `python bench/bench_listening.py`\n")
+        Path(a.markdown).write_text(out + "\nCommand: `python bench/bench_listening.py`\n")
 
 
 if __name__ == "__main__":

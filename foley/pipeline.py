@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from foley import io
+from foley.sequence import AUDIO
 from foley.errors import FoleyError, TrackError
 from foley.metrics import StereoReport, evaluate
 from foley.blocks import fit_blocks
@@ -20,7 +21,7 @@ from foley.tracking import onset_envelope, rank_by_audio, rank_by_envelope, trac
 from foley.tracks import Track, load_masks, load_tracks
 
 log = logging.getLogger("foley")
-SR = 48000
+SR = AUDIO.sr  # every audio path of a job runs at foley's rate
 MOTION_WIDTH = 640  # motion tracking decodes at most this wide: it works on a small copy anyway
 STRIP_FRAMES = 6
 BLOCK = 1 << 16  # samples per streamed audio block (1.4 s at 48 kHz)

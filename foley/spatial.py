@@ -161,6 +161,19 @@ def pan_gains(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.cos(theta), np.sin(theta)
 
 
+def pan_of_energies(e_left, e_right, eps: float = 0.0):
+    """Inverse of the equal-power law (eq. 3): w = (4/pi) atan2(sqrt(E_R), sqrt(E_L)) - 1 in [-1, 1].
+
+    Works on numpy arrays and torch tensors alike (the one copy of the inverse pan law): a source panned
+    to w by `pan_gains` comes back as w, whatever its level.
+    """
+    if hasattr(e_left, "sqrt"):  # torch
+        import torch
+
+        return (4 / math.pi) * torch.atan2(torch.sqrt(e_right + eps), torch.sqrt(e_left + eps)) - 1
+    return (4 / math.pi) * np.arctan2(np.sqrt(e_right + eps), np.sqrt(e_left + eps)) - 1
+
+
 def distance_gain(mass: np.ndarray, w: np.ndarray, m_max: float) -> np.ndarray:
     """Distance gain, StereoFoley eq. (4): (m / m_max) / (1 + max(0, |w| - 1)^2)."""
     if m_max <= 0:

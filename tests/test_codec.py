@@ -110,7 +110,7 @@ def test_decoded_level_follows_the_analysed_power():
 
 def test_shapes_hop_and_floats_per_second():
     for name, cfg in PRESETS.items():
-        assert cfg.hop == cfg.sr // cfg.fps and cfg.channels in range(32, 97), name
+        assert cfg.hop == cfg.sr // cfg.fps and cfg.channels in range(32, 129), name  # <= 128 (codec v2 issue)
     assert PRESETS["tiny"].hop == 1920 and PRESETS["soundreactor"].hop == 1600
     codec = _codec()
     z = codec.encode(torch.zeros(1, 2, HOP * 3 + 5))  # padded up to whole frames
@@ -149,6 +149,11 @@ def test_checkpoint_roundtrip_and_bad_files(tmp_path):
         load_codec(tmp_path / "other.pt")
     with pytest.raises(CodecError, match="not found"):
         load_codec(tmp_path / "missing.pt")
+    damaged = torch.load(tmp_path / "c.pt", weights_only=True)
+    damaged["model"]["encoder.inp.weight"][0, 0] += 1.0  # one weight changed: the file no longer matches its hash
+    torch.save(damaged, tmp_path / "damaged.pt")
+    with pytest.raises(CodecError, match="hash"):
+        load_codec(tmp_path / "damaged.pt")
     with torch.no_grad():
         assert math.isfinite(float(loaded.decode(loaded.encode(x)).abs().max()))
 

@@ -14,7 +14,7 @@ from foley.metrics.stereo import audio_position, evaluate, frame_energies
 from foley.models.codec import Codec
 from foley.models.codec_dsp import band_matrix
 from foley.models.codec_loss import lrms, mrstft, stft_mag
-from foley.spatial import pan_gains
+from foley.spatial import pan_gains, pan_of_energies
 from foley.tracks import Track
 
 
@@ -130,7 +130,7 @@ def baseline_mono_pan(x: np.ndarray, sr: int, fps: int, floats_per_second: int) 
 def frame_pan(x: np.ndarray, sr: int, fps: int) -> np.ndarray:
     """(K,) pan per frame (helper for plots)."""
     e = frame_energies(x, sr, fps)
-    return (4 / math.pi) * np.arctan2(np.sqrt(e[1]), np.sqrt(e[0])) - 1
+    return pan_of_energies(e[0], e[1])
 
 
 # ---------------------------------------------------------------------- validation during training

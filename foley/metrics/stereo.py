@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from foley.errors import AudioError
-from foley.spatial import SpatialConfig, check_audio, condition_track
+from foley.spatial import SpatialConfig, check_audio, condition_track, pan_of_energies
 from foley.tracks import Track
 
 
@@ -45,7 +45,7 @@ def audio_position(stereo: np.ndarray, sr: int, fps: float, n_frames: int | None
     silent = total <= floor
     safe = np.where(silent, 1.0, total)
     com = np.where(silent, 0.0, (e[1] - e[0]) / safe)
-    pan = (4 / math.pi) * np.arctan2(np.sqrt(e[1]), np.sqrt(e[0])) - 1.0
+    pan = pan_of_energies(e[0], e[1])
     return AudioPosition(com=com, pan=np.where(silent, 0.0, pan), silent=silent)
 
 

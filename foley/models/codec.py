@@ -15,7 +15,6 @@ All channels are normalised by `latent_mean` / `latent_std`, buffers of the code
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from torch import Tensor, nn
 from foley import checkpoint
 from foley.checkpoint import shipped
 from foley.errors import FoleyError
+from foley.sequence import SequenceConfig
 from foley.models.codec_dsp import Analysis, Synthesis, band_matrix
 from foley.models.codec_loss import band_energy_loss, kl, log_power_loss, stereo_mrstft
 from foley.models.codec_tonal import F0_MAX, F0_MIN, HARM_EDGES_HZ, PART_BANDS, TonalAnalysis, TonalSynthesis
@@ -65,8 +65,12 @@ class CodecConfig:
             raise CodecError(f"{self.stereo_bands} stereo bands are too many for {self.n_bins} bins")
 
     @property
+    def seq(self) -> SequenceConfig:
+        return SequenceConfig(self.sr, self.fps)
+
+    @property
     def hop(self) -> int:
-        return self.sr // self.fps  # samples per latent frame: 1920 at 25 fps, 1600 at 30 fps
+        return self.seq.hop  # samples per latent frame: 1920 at 25 fps, 1600 at 30 fps
 
     @property
     def sub_hop(self) -> int:
@@ -101,7 +105,7 @@ PRESETS: dict[str, CodecConfig] = {
     "tiny": CodecConfig(tonal=True),  # v2, 128 channels
     "tiny_offline": CodecConfig(tonal=True, causal=False),  # StereoFoley's offline codec: looks ahead
     "small": CodecConfig(tonal=True, width=512, enc_blocks=4, dec_blocks=6),
-    "soundreactor": CodecConfig(fps=30, spectral_channels=48, width=1024, enc_blocks=6, dec_blocks=8, kernel=5,
+    "soundreactor": CodecConfig(fps=30, spectral_channels=24, width=1024, enc_blocks=6, dec_blocks=8, kernel=5,
                                 tonal=True),
     "v1_tiny": CodecConfig(),  # v1: noise-excited synthesis, 80 channels
     "v1_tiny_offline": CodecConfig(causal=False),
@@ -324,4 +328,4 @@ def load_codec(path: str | Path | None = None, map_location: str | torch.device 
 
 def frames_for(n_samples: int, cfg: CodecConfig) -> int:
     """Latent frames covering n_samples."""
-    return math.ceil(n_samples / cfg.hop)
+    return cfg.seq.frames_for(n_samples)

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from foley.models.streaming import StreamingModule
+from foley.spatial import pan_of_energies
 
 EPS = 1e-8
 
@@ -114,7 +115,7 @@ class Analysis(StreamingModule):
         e_l, e_r = (per_frame @ self.bands).unbind(1)  # (B, T, nb) each
         cross = (spec[:, 0] * spec[:, 1].conj()).view(b, t, self.sub, k).sum(2)  # (B, T, K)
         c = torch.complex(cross.real @ self.bands, cross.imag @ self.bands).abs()  # (B, T, nb)
-        pan = (4 / math.pi) * torch.atan2(torch.sqrt(e_r + EPS), torch.sqrt(e_l + EPS)) - 1
+        pan = pan_of_energies(e_l, e_r, EPS)
         coherence = torch.clamp(c / torch.sqrt(e_l * e_r + EPS ** 2), 0.0, 1.0)
         # |sum of n random unit phasors| / n is ~1/sqrt(n), not 0: remove that bias (n = bins x subframes)
         n = self.bands.sum(0) * self.sub  # (nb,)

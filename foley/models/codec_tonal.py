@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from foley.models.codec_dsp import EPS, band_matrix, full_precision
+from foley.models.codec_dsp import EPS, full_precision
 from foley.models.streaming import StreamingModule
 
 F0_MIN, F0_MAX = 70.0, 1600.0

@@ -12,7 +12,6 @@ function of (seed, s, rank). Losses: `Codec.loss` (+ hinge GAN on spectrograms w
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from foley import checkpoint
 from foley.metrics.codec import Figures, baseline_mono_pan, figures, plot_validation, validate
 from foley.models.codec import FORMAT, PRESETS, Codec, CodecConfig, LossWeights, save_codec
 from foley.models.codec_loss import SpectrogramDiscriminator, hinge_d, hinge_g
+from foley.spatial import pan_of_energies
 from foley.train.loop import Aux, LoopConfig, TrainError, ddp, resume_configs, train, with_steps
 
 VAL_FIELDS = tuple(f"val_{k}" for k in Figures.__dataclass_fields__)
@@ -106,7 +106,7 @@ def batch_pan_error(y: torch.Tensor, x: torch.Tensor, hop: int) -> torch.Tensor:
     """Mean per-frame |pan(y) - pan(x)| of a batch (the metric of foley.metrics.audio_position), loud frames only."""
     def pan(a):
         e = a.float().unfold(-1, hop, hop).pow(2).sum(-1)  # (B, 2, T)
-        return (4 / math.pi) * torch.atan2(e[:, 1].sqrt(), e[:, 0].sqrt()) - 1, e.sum(1)
+        return pan_of_energies(e[:, 0], e[:, 1]), e.sum(1)
     (py, _), (px, ex) = pan(y), pan(x)
     loud = ex > ex.amax(-1, keepdim=True) * 1e-6
     return (py - px).abs()[loud].mean()

@@ -15,6 +15,7 @@ from typing import Literal, Mapping
 import numpy as np
 
 from foley.errors import FoleyError
+from foley.sequence import SequenceConfig
 from foley.world.backgrounds import BACKDROPS
 from foley.world.motion import MOTIONS, Path, sample_path
 from foley.world.objects import CLASSES, Schedule, schedule
@@ -59,12 +60,16 @@ class WorldConfig:
             raise WorldError(f"dual_mono_share must be in [0, 1], got {self.dual_mono_share}")
 
     @property
+    def seq(self) -> SequenceConfig:
+        return SequenceConfig(self.sr, self.fps)
+
+    @property
     def n_frames(self) -> int:
-        return int(round(self.seconds * self.fps))
+        return self.seq.frames(self.seconds)
 
     @property
     def n_samples(self) -> int:
-        return int(round(self.seconds * self.sr))
+        return self.seq.samples(self.seconds)
 
 
 PRESETS: Mapping[str, WorldConfig] = MappingProxyType({

@@ -108,6 +108,13 @@ def place_sinusoids(freq: Tensor, amp: Tensor, phase: Tensor, n: int, sr: int, i
     return out.scatter_add(-1, index, val.flatten(-2))
 
 
+def parabolic_peak(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+    """Offset in [-0.5, 0.5] of the vertex of the parabola through (-1, a), (0, b), (1, c): sub-bin peak position."""
+    den = a - 2 * b + c
+    safe = den.abs() > 1e-9
+    return torch.where(safe, 0.5 * (a - c) / torch.where(safe, den, torch.ones_like(den)), torch.zeros_like(den)).clamp(-0.5, 0.5)
+
+
 def asymmetric_window(n: int, fall: int) -> Tensor:
     """(n,) rising half-Hann over n - fall samples, falling half-Hann over the last `fall` (low-delay analysis)."""
     rise = n - fall
@@ -161,14 +168,12 @@ class TonalAnalysis(StreamingModule):
         best = torch.where(peak, mid, torch.full_like(mid, -1.0)).amax(-1, keepdim=True)  # (B, F, 1)
         first = (peak & (mid >= 0.85 * best)).float().argmax(-1)  # (B, F)
         a, b, c = (seg.gather(-1, (first + d)[..., None])[..., 0] for d in (0, 1, 2))
-        den = a - 2 * b + c
-        delta = torch.where(den.abs() > 1e-9, 0.5 * (a - c) / torch.where(den.abs() > 1e-9, den, torch.ones_like(den)),
-                            torch.zeros_like(den)).clamp(-0.5, 0.5)
-        lag = (first + self.lag_lo).float() + delta
+        lag = (first + self.lag_lo).float() + parabolic_peak(a, b, c)
         return lag, b.clamp(0, 1)
 
     @full_precision
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Stereo (B, 2, T*hop) -> f0 (B, T, sub), harmonic fraction (B, T, 8), partial position, share (B, T, 16)."""
         b, _, n = x.shape
         t = n // self.hop
         spec = torch.fft.rfft(self.frames(x.sum(1)) * self.window, 2 * self.win)  # (B, F, 2W/2+1)
@@ -206,11 +211,8 @@ class TonalAnalysis(StreamingModule):
         j = lp.argmax(-1, keepdim=True)  # (B, T, 16, 1) position inside the band's slice
         a, bb, c = (lp.gather(-1, (j + d).clamp(0, idx.shape[1] - 1))[..., 0] for d in (-1, 0, 1))
         a, c = torch.where(a < -1e8, bb, a), torch.where(c < -1e8, bb, c)  # band edges: no interpolation
-        den = a - 2 * bb + c
-        delta = torch.where(den.abs() > 1e-9, 0.5 * (a - c) / torch.where(den.abs() > 1e-9, den, torch.ones_like(den)),
-                            torch.zeros_like(den)).clamp(-0.5, 0.5)
         k = idx[:, 0] + j[..., 0]  # (B, T, 16) bin of the peak
-        hz = (k.float() + delta) * self.sr / (2 * (pw.shape[-1] - 1))
+        hz = (k.float() + parabolic_peak(a, bb, c)) * self.sr / (2 * (pw.shape[-1] - 1))
         pos = ((hz - self.part_lo) / (self.part_hi - self.part_lo)).clamp(0, 1)
         mm = torch.arange(idx.shape[1], device=pw.device)
         near = ((mm - j).abs() <= 4) & valid  # (B, T, 16, M)
@@ -283,13 +285,15 @@ class TonalSynthesis(StreamingModule):
         low = IMAGE_HARMONICS  # the negative-frequency image matters only near 0 Hz
         harmonic = place_sinusoids(fh[..., :low], amp[..., :low], phase[..., :low].float(), self.n, self.sr) \
             + place_sinusoids(fh[..., low:], amp[..., low:], phase[..., low:].float(), self.n, self.sr, image=False)
-        rep = lambda v: v if v.shape[1] == t * sub else v.repeat_interleave(sub, 1)  # (B, T, n) -> (B, F, n)  # noqa: E731
+        def rep(v: Tensor) -> Tensor:  # per frame (B, T, n) -> per synthesis window (B, T*sub, n)
+            return v.repeat_interleave(sub, 1)
+
         harmonic, ok_h = self._scaled(harmonic, rep(harm) * (power @ self.harm_bands), self.harm_bands)
         fp = self.part_lo + pos.clamp(0, 1) * (self.part_hi - self.part_lo)  # (B, T, 16) Hz
         fp = rep(fp)
         # a unit sinusoid through the sine window carries sum_k |X_k|^2 = (n/2) sum_m x^2 = n^2 / 8 on rfft bins
         amp_p = torch.sqrt((rep(share) * (power @ self.part_bands) / (self.n ** 2 / 8)).clamp_min(1e-20))  # (B, F, 16)
         partial = place_sinusoids(fp, amp_p, self._phases(fp, "part").float(), self.n, self.sr)
-        frac = (rep(harm * 1.0) * ok_h) @ self.harm_bands.T + rep(share) @ self.part_bands.T  # (B, F, K)
+        frac = (rep(harm) * ok_h) @ self.harm_bands.T + rep(share) @ self.part_bands.T  # (B, F, K)
         noise = (1 - frac).clamp(0, 1)
         return harmonic + partial, noise.view(b, t, sub, k)

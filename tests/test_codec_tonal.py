@@ -40,8 +40,11 @@ def test_analysis_finds_the_pitch_of_a_tone_and_no_harmonics_in_noise():
     assert torch.all((f0[0, 3:] / 220.0 - 1).abs() < 0.005)  # after the window has filled
     assert harm[0, 3:, 1].min() > 0.9  # 200-500 Hz: the fundamental and 2nd harmonic
     noise = 0.1 * torch.randn(1, 2, 10 * HOP, generator=torch.Generator().manual_seed(0))
-    _, harm, _, share = ta(noise)
+    f0, harm, _, share = ta(noise)
     assert harm[0, 2:].max() < 0.05 and share[0, 2:].mean() < 0.02
+    assert torch.all(f0 == 200.0)  # aperiodic: f0 held (at the reference before any periodic subframe)
+    f0, _, _, _ = ta(torch.cat([_stereo(_tone(300.0, seconds=0.4)), noise[..., : 4 * HOP]], -1))
+    assert torch.all((f0[0, -3:] / 300.0 - 1).abs() < 0.01)  # held from the tone through the noise
 
 
 def test_an_inharmonic_partial_is_measured_at_its_frequency():

@@ -33,6 +33,7 @@ from foley.models.codec_dsp import EPS, full_precision
 from foley.models.streaming import StreamingModule
 
 F0_MIN, F0_MAX = 70.0, 1600.0
+F0_HELD = 200.0  # f0 reported before the first periodic subframe (the codec's reference: latent 0)
 HARM_EDGES_HZ = (0, 200, 500, 1100, 2100, 4000, 7300, 13300, 24000)  # pairs of the 16 stereo bands
 PART_LO, PART_HI, PART_BANDS = 150.0, 12000.0, 16
 MAX_HARMONICS = 160
@@ -158,6 +159,21 @@ class TonalAnalysis(StreamingModule):
             self._streaming_state["past"] = xp[:, xp.shape[-1] - (self.win - h):]
         return xp.unfold(-1, self.win, h)
 
+    def hold(self, f0: Tensor, periodic: Tensor) -> Tensor:
+        """f0 (B, F) where the signal is aperiodic replaced by the last periodic one (F0_HELD before any).
+
+        There the harmonic fraction is 0 and f0 unused; holding it keeps the f0 channels smooth, so a
+        generator need not model the pitch estimator's noise. Causal, and carried across streaming calls.
+        """
+        prev = self._streaming_state.get("f0", torch.full_like(f0[:, :1], F0_HELD))
+        f = torch.cat([prev, f0], 1)  # (B, 1 + F)
+        ok = torch.cat([torch.ones_like(periodic[:, :1]), periodic], 1)
+        idx = torch.where(ok, torch.arange(f.shape[1], device=f.device), 0).cummax(1).values
+        held = f.gather(1, idx)[:, 1:]
+        if self.is_streaming:
+            self._streaming_state["f0"] = held[:, -1:]
+        return held
+
     def pitch(self, power: Tensor) -> tuple[Tensor, Tensor]:
         """Power spectra (B, F, W+1) -> lag in samples (B, F) and periodicity in [0, 1] (B, F)."""
         r = torch.fft.irfft(power, 2 * self.win)[..., : self.lag_hi + 2]  # (B, F, L)
@@ -179,7 +195,7 @@ class TonalAnalysis(StreamingModule):
         spec = torch.fft.rfft(self.frames(x.sum(1)) * self.window, 2 * self.win)  # (B, F, 2W/2+1)
         power = spec.real ** 2 + spec.imag ** 2
         lag, periodic = self.pitch(power)  # (B, F)
-        f0 = self.sr / lag
+        f0 = self.hold(self.sr / lag, periodic > PERIODIC_FLOOR)
         # band periodicity at the pitch lag: sum_k P_k cos(2 pi k lag / 2W) / sum_k P_k / wac(lag)
         pw = power  # (B, F, W+1) on the zero-padded 2W-point grid
         kk = torch.arange(self.win + 1, device=x.device, dtype=torch.float32)

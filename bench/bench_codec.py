@@ -1,6 +1,6 @@
 """Codec figures on the Procedural Foley world's test split (MISSION part 4; docs/benchmarks.md).
 
-    python bench/bench_codec.py                      # shipped checkpoints/codec_tiny.pt, 32 test clips
+    python bench/bench_codec.py                      # shipped foley/checkpoints/codec_tiny.pt (v2), 32 test clips
     python bench/bench_codec.py --checkpoint runs/codec/codec.pt --clips 64 --markdown codec.md
 
 Reconstruction (MR-STFT on L/R/mid/side, mel distance, SI-SDR per channel), stereo (per-band ILD error,
@@ -22,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from foley.io.opus import opus_roundtrip  # noqa: E402
 from foley.roundtrip import codec_audio  # noqa: E402
 from foley.models.codec import load_codec  # noqa: E402
 from foley.metrics.codec import Figures, baseline_mono_pan, baseline_resample, figures  # noqa: E402
@@ -41,14 +42,16 @@ def quality(codec, clips: int, seed: int) -> tuple[dict[str, Figures], dict[str,
     """
     cfg = codec.cfg
     wcfg = replace(WORLD["default"], fps=cfg.fps, sr=cfg.sr)
-    rows: dict[str, list[Figures]] = {"original": [], "codec": [], "resample": [], "mono+pan": []}
+    rows: dict[str, list[Figures]] = {k: [] for k in ("original", "codec", "Opus 12 kb/s", "Opus 24 kb/s", "resample",
+                                                      "mono+pan")}
     dom: dict[str, list[float]] = {k: [] for k in rows}
     for i in range(clips):
         scene = sample_scene(wcfg, seed, "test", i)
         rendered = render(scene)
         audio = synthesize(scene, rendered)
         x = audio.mixes["objaware"].astype(np.float64)  # (2, N)
-        outs = {"original": x, "codec": codec_audio(codec, x),
+        outs = {"original": x, "codec": codec_audio(codec, x), "Opus 12 kb/s": opus_roundtrip(x, 12),
+                "Opus 24 kb/s": opus_roundtrip(x, 24),
                 "resample": baseline_resample(x, cfg.sr, cfg.floats_per_second),
                 "mono+pan": baseline_mono_pan(x, cfg.sr, cfg.fps, cfg.floats_per_second)}
         xt = torch.from_numpy(x).float()
@@ -82,10 +85,10 @@ def speed(codec, seconds: float = 10.0) -> dict[str, float]:
 
 def markdown(q: dict[str, Figures], dom: dict[str, float], s: dict[str, float], codec, args: argparse.Namespace) -> str:
     cfg = codec.cfg
-    lines = [f"Codec `{args.checkpoint or 'checkpoints/codec_tiny.pt'}` ({codec.num_parameters() / 1e6:.2f} M parameters, "
+    lines = [f"Codec `{args.checkpoint or 'foley/checkpoints/codec_tiny.pt'}` ({codec.num_parameters() / 1e6:.2f} M parameters, "
              f"{'causal' if cfg.causal else 'non-causal'}, {cfg.channels} channels x {cfg.fps} Hz = "
              f"{cfg.floats_per_second} floats/s) on {args.clips} clips of the world's test split (objaware mix, "
-             f"{WORLD['default'].seconds:.0f} s each), seed {args.seed}. Baselines use no more floats/s: `resample` = both "
+             f"{WORLD['default'].seconds:.0f} s each), seed {args.seed}. Opus (libopus through PyAV) at 12 and 24 kb/s is the reference codec. Baselines use no more floats/s: `resample` = both "
              f"channels down to {cfg.floats_per_second // 2} Hz and back; `mono+pan` = one pan per frame + a mono "
              f"downmix along it, downsampled.", "",
              "| | " + " | ".join(h for _, h in COLUMNS) + " | BAS / BAS(original) | BAS dominant ↑ | ratio |",

@@ -29,3 +29,32 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when a and b name the same file: the same inode if both exist (links, symlinks), else the same resolved path."""
+    pa, pb = Path(a), Path(b)
+    try:
+        if pa.exists() and pb.exists():
+            return os.path.samefile(pa, pb)
+    except OSError:
+        pass
+    return pa.resolve() == pb.resolve()
+
+
+def refuse_overwriting(reads: dict[str, str | os.PathLike | None], writes: dict[str, str | os.PathLike | None]) -> None:
+    """Raise before any work when an output would replace an input file, or two outputs are one file.
+
+    reads / writes: {option name: path or None}; inputs that are not existing files (a tracker name, a
+    box) cannot be destroyed and are skipped.
+    """
+    inputs = {k: v for k, v in reads.items() if v is not None and Path(v).is_file()}
+    outputs = [(k, v) for k, v in writes.items() if v is not None]
+    for i, (name, out) in enumerate(outputs):
+        for src_name, src in inputs.items():
+            if same_file(out, src):
+                raise FoleyError(f"{name} {str(out)!r} is the input {src_name} {str(src)!r}: refusing to overwrite it; "
+                                 "choose another output path")
+        for other_name, other in outputs[i + 1:]:
+            if same_file(out, other):
+                raise FoleyError(f"{name} and {other_name} are the same file {str(out)!r}: choose two paths")

@@ -159,3 +159,55 @@ def test_video_own_audio_is_used_when_no_audio_given(clip, capsys, tmp_path):
     assert code == 0, err
     audio, sr = sf.read(out, always_2d=True)
     assert evaluate(audio.T, sr, truth).bas >= 0.9
+
+
+def _leaf_parsers(parser, prefix=()):
+    """(verb path, parser) of every verb that runs something."""
+    import argparse
+
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield prefix, parser
+    for action in subs:
+        for name, p in action.choices.items():
+            yield from _leaf_parsers(p, prefix + (name,))
+
+
+def test_every_verb_declares_the_files_it_reads_and_writes():
+    """The output = input check runs for every verb: a new verb that forgets to declare its files fails here."""
+    from foley.cli import build_parser
+
+    for path, p in _leaf_parsers(build_parser()):
+        d = p._defaults
+        assert "reads" in d and "writes" in d, f"foley {' '.join(path)} must set_defaults(reads=..., writes=...)"
+        dests = {a.dest for a in p._actions}
+        assert set(d["reads"]) | set(d["writes"]) <= dests, path
+
+
+@pytest.mark.parametrize("argv", [
+    ["track", "{v}", "-o", "{v}"],
+    ["spatialize", "{v}", "-o", "{v}"],
+    ["spatialize", "{v}", "--audio", "{w}", "-o", "{w}"],
+    ["spatialize", "{v}", "--audio", "{w}", "-o", "{d}/out.wav", "--save-track", "{link}"],
+    ["track", "{v}", "-o", "{d}/t.json", "--plot", "{v}"],
+    ["track", "{v}", "-o", "{d}/t.json", "--plot", "{d}/t.json"],
+    ["codec", "roundtrip", "{w}", "{w}"],
+    ["codec", "roundtrip", "{w}", "{link}"],
+])
+def test_an_output_that_is_an_input_is_refused_before_any_work(argv, clip, capsys, tmp_path):
+    import os
+    import shutil
+
+    video = tmp_path / "x.mp4"
+    shutil.copy(clip[0] / "silent.mp4", video)
+    wav = tmp_path / "d.wav"
+    sf.write(wav, np.zeros((4800, 2)), 48000)
+    link = tmp_path / "link.wav"
+    os.symlink(wav, link)
+    before = {p: p.read_bytes() for p in (video, wav)}
+    fill = {"v": str(video), "w": str(wav), "d": str(tmp_path), "link": str(link)}
+    assert main([a.format(**fill) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert "refusing to overwrite" in err or "same file" in err, err
+    assert all(p.read_bytes() == b for p, b in before.items())  # nothing destroyed
+    assert not (tmp_path / "t.json").exists() and not (tmp_path / "out.wav").exists()  # and no work done

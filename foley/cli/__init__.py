@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from foley.errors import FoleyError
+from foley.files import refuse_overwriting
 
 EPILOG = "Docs and examples: README.md. Every verb has --help."
 
@@ -86,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-objects", type=int, default=3, help="motion tracker: most objects followed (default 3)")
     s.add_argument("--save-track", metavar="JSON", help="also write the track that was followed")
     s.add_argument("-o", "--output", required=True, help="output .mp4/.mov/.mkv (video copied) or .wav/.flac")
-    s.set_defaults(func=_cmd_spatialize)
+    s.set_defaults(func=_cmd_spatialize, reads=("video", "audio", "ambience", "track"), writes=("output", "save_track"))
 
     t = sub.add_parser("track", help="find the moving objects of a video and write their tracks")
     t.add_argument("video")
@@ -95,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-audio", action="store_true", help="do not rank tracks by the video's audio")
     t.add_argument("--plot", metavar="PNG", help="picture of the tracks: frames with centroids, x and mass over time")
     t.add_argument("-o", "--output", required=True, help="tracks JSON (schema in foley/tracks.py)")
-    t.set_defaults(func=_cmd_track)
+    t.set_defaults(func=_cmd_track, reads=("video", "track"), writes=("output", "plot"))
 
     e = sub.add_parser("eval", help="Stereo-Score, BAS and pan error of a stereo file against a track")
     e.add_argument("--audio", required=True, help="stereo .wav/.flac or a video with a stereo track")
@@ -103,14 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--index", type=int, default=0, help="which track of the file (default 0, the best)")
     e.add_argument("--centre", type=float, default=0.05, help="half-width of the centre bin (default 0.05)")
     e.add_argument("--json", action="store_true", help="print JSON")
-    e.set_defaults(func=_cmd_eval)
+    e.set_defaults(func=_cmd_eval, reads=("audio", "track"), writes=())
 
     d = sub.add_parser("demo", help="make a clip from scratch, track it, spatialize it and score it")
     d.add_argument("--out", default="foley-demo", help="output folder (default ./foley-demo)")
     d.add_argument("--width", type=int, default=640)
     d.add_argument("--height", type=int, default=360)
     d.add_argument("--seconds", type=float, default=8.0)
-    d.set_defaults(func=_cmd_demo)
+    d.set_defaults(func=_cmd_demo, reads=(), writes=())  # writes a folder of its own
 
     from foley.cli import codec, train, world
 
@@ -124,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="foley: %(levelname)s: %(message)s")
     try:
+        refuse_overwriting({k: getattr(args, k, None) for k in args.reads},
+                           {k: getattr(args, k, None) for k in args.writes})
         args.func(args)
     except FoleyError as e:
         print(f"foley: error: {e}", file=sys.stderr)

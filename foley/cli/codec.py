@@ -20,4 +20,4 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("input", help="any audio or video file with sound; resampled/upmixed to 48 kHz stereo")
     r.add_argument("output", help="output .wav or .flac")
     r.add_argument("--checkpoint", help="codec checkpoint (default: the shipped v2 causal foley/checkpoints/codec_tiny.pt)")
-    r.set_defaults(func=_cmd_roundtrip)
+    r.set_defaults(func=_cmd_roundtrip, reads=("input", "checkpoint"), writes=("output",))

@@ -22,4 +22,4 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     for name, (module, text) in MODELS.items():
         p = tsub.add_parser(name, help=text)
         importlib.import_module(module).add_arguments(p)
-        p.set_defaults(func=_cmd_train)
+        p.set_defaults(func=_cmd_train, reads=("init",), writes=())  # writes into its run folder

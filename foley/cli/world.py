@@ -79,17 +79,17 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--rank", type=int, help="this machine's index (default: $RANK or $SLURM_PROCID, else 0)")
     m.add_argument("--world-size", type=int, help="machines in all (default: $WORLD_SIZE or $SLURM_NTASKS, else 1)")
     m.add_argument("--quiet", action="store_true", help="no progress bar")
-    m.set_defaults(func=_cmd_make)
+    m.set_defaults(func=_cmd_make, reads=(), writes=())  # writes a folder of its own
 
     p = sub.add_parser("preview", help="MP4 of a few clips with their captions, to watch and listen to")
     p.add_argument("-o", "--output", default="world-preview.mp4", help="output .mp4 (default world-preview.mp4)")
     p.add_argument("--n", type=int, default=4, help="clips (default 4)")
     p.add_argument("--mix", default="objaware", help="objaware (default) | dataset | mono")
     _common(p)
-    p.set_defaults(func=_cmd_preview)
+    p.set_defaults(func=_cmd_preview, reads=(), writes=("output",))
 
     s = sub.add_parser("stats", help="class and motion histograms, Stereo-Score and BAS per mix")
     s.add_argument("dir", help="world folder")
     s.add_argument("--bas-clips", type=int, default=50, help="clips decoded per split for BAS (default 50, 0 = none)")
     s.add_argument("--json", action="store_true", help="print JSON")
-    s.set_defaults(func=_cmd_stats)
+    s.set_defaults(func=_cmd_stats, reads=(), writes=())

@@ -38,6 +38,7 @@ HARM_EDGES_HZ = (0, 200, 500, 1100, 2100, 4000, 7300, 13300, 24000)  # pairs of 
 PART_LO, PART_HI, PART_BANDS = 150.0, 12000.0, 16
 MAX_HARMONICS = 160
 HARMONIC_CEILING_HZ = 11000.0  # above, bands keep their partial and noise
+HARMONIC_SHARPEN = 1.5  # harmonic amplitudes ~ envelope^1.5: a partial's leakage into a missing harmonic stays low
 IMAGE_HARMONICS = 8  # harmonics below 8 x 70 Hz get their negative-frequency image
 PERIODIC_FLOOR = 0.2  # whole-signal periodicity below which nothing counts as harmonic (noise reaches ~0.3)
 KERNEL_HALF = 3  # bins each side of a sinusoid's peak placed in the spectrum (truncation about -30 dB)
@@ -296,7 +297,7 @@ class TonalSynthesis(StreamingModule):
         lo = pos_bin.floor().long()
         lp = log_power.reshape(b, t * sub, k)
         env = torch.lerp(lp.gather(-1, lo), lp.gather(-1, lo + 1), pos_bin - lo)  # log power at each harmonic
-        amp = torch.exp(0.5 * env.clamp(max=30.0)) * alive
+        amp = torch.exp(0.5 * HARMONIC_SHARPEN * env.clamp(max=30.0)) * alive  # band scaling restores the energy
         phase = (self._phases(f0[..., None], "f0") * hh.double()) % (2 * math.pi)
         low = IMAGE_HARMONICS  # the negative-frequency image matters only near 0 Hz
         harmonic = place_sinusoids(fh[..., :low], amp[..., :low], phase[..., :low].float(), self.n, self.sr) \

@@ -27,12 +27,13 @@ from foley.checkpoint import shipped
 from foley.errors import FoleyError
 from foley.sequence import SequenceConfig
 from foley.models.codec_dsp import Analysis, Synthesis, band_matrix
-from foley.models.codec_loss import band_energy_loss, kl, log_power_loss, stereo_mrstft
+from foley.models.codec_loss import band_energy_loss, kl, log_power_loss, mel_weights, stereo_mrstft
 from foley.models.codec_tonal import F0_MAX, F0_MIN, HARM_EDGES_HZ, PART_BANDS, TonalAnalysis, TonalSynthesis
 from foley.models.streaming import StreamingModule
 
 LOG_POWER_SHIFT, LOG_POWER_SCALE = 2.0, 6.0  # brings log(L^2 + R^2) of typical audio near N(0, 1)
 F0_REF = 200.0  # the f0 channels hold log2(f0 / F0_REF)
+MIN_LATENT_STD = 0.05  # a channel that hardly varies in the calibration audio is not blown up into huge latents
 
 
 class CodecError(FoleyError):
@@ -169,6 +170,7 @@ class LossWeights:
     stft: float = 1.0
     stft_items: int = 4  # batch items that get the MR-STFT loss: it costs 10x the network
     power: float = 1.0
+    power_tilt: float = 0.0  # 0: every bin of the log-power loss weighs the same; 1: mel-like, lows weigh more
     band: float = 1.0
     kl: float = 1e-3
 
@@ -258,7 +260,8 @@ class Codec(StreamingModule):
         out = self(x) if out is None else out
         n, target = w.stft_items, self.synthesis.target(x)
         bands = band_matrix(self.cfg.n_bins, 32, self.cfg.sr).to(x.device)  # finer than the stereo bands
-        parts = {"stft": stereo_mrstft(out.audio[:n], x[:n]), "power": log_power_loss(out.log_power, target),
+        weight = mel_weights(self.cfg.n_bins, self.cfg.sr, w.power_tilt).to(x.device) if w.power_tilt else None
+        parts = {"stft": stereo_mrstft(out.audio[:n], x[:n]), "power": log_power_loss(out.log_power, target, weight=weight),
                  "band": band_energy_loss(out.log_power, target, bands), "kl": kl(out.mean.float(), out.logvar.float())}
         parts["total"] = w.stft * parts["stft"] + w.power * parts["power"] + w.band * parts["band"] + w.kl * parts["kl"]
         return parts
@@ -287,7 +290,7 @@ class Codec(StreamingModule):
         self.latent_std.fill_(1.0)
         z = self.encode(x).transpose(1, 2).flatten(0, 1)  # (B*T, C)
         self.latent_mean.copy_(z.mean(0))
-        self.latent_std.copy_(z.std(0).clamp_min(1e-3))
+        self.latent_std.copy_(z.std(0).clamp_min(MIN_LATENT_STD))
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

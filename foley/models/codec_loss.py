@@ -66,9 +66,20 @@ def kl(mean: Tensor, logvar: Tensor) -> Tensor:
 
 
 @full_precision
-def log_power_loss(pred: Tensor, target: Tensor, floor: float = -12.0) -> Tensor:
-    """L1 between decoded and true log power on the synthesis grid, both floored (silence is silence)."""
-    return (pred.clamp_min(floor) - target.clamp_min(floor)).abs().mean()
+def log_power_loss(pred: Tensor, target: Tensor, floor: float = -12.0, weight: Tensor | None = None) -> Tensor:
+    """L1 between decoded and true log power on the synthesis grid, both floored (silence is silence).
+
+    weight: (K,) per-bin weights of mean 1 (e.g. `mel_weights`), or None for flat.
+    """
+    err = (pred.clamp_min(floor) - target.clamp_min(floor)).abs()
+    return (err * weight).mean() if weight is not None else err.mean()
+
+
+def mel_weights(n_bins: int, sr: int, tilt: float) -> Tensor:
+    """(K,) weights ~ (1 + f / 700)^-tilt, mean 1: tilt 1 weighs each bin as its share of a mel band."""
+    f = torch.arange(n_bins) * (sr / 2) / (n_bins - 1)
+    w = (1 + f / 700) ** -tilt
+    return w / w.mean()
 
 
 @full_precision

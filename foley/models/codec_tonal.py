@@ -5,7 +5,7 @@ each band's energy (from the decoded envelope) three ways, all measured from the
 
 - **harmonic**: a fraction `harm` per harmonic band (8 bands) rendered as harmonics of one f0 per 5 ms
   subframe (a harmonic-plus-noise model, as DDSP's synthesiser and WORLD's f0 + aperiodicity);
-- **partial**: a fraction `part` per partial band (16 log bands, 150 Hz to 12 kHz) rendered as one
+- **partial**: a fraction `part` per partial band (16 log bands, 500 Hz to 12 kHz) rendered as one
   sinusoid at the band's strongest peak (Serra's spectral modelling, McAulay-Quatieri phase
   continuation): inharmonic bells, chimes and a second source survive without an unordered set of peaks;
 - **noise**: the rest, as in v1.
@@ -35,7 +35,7 @@ from foley.models.streaming import StreamingModule
 F0_MIN, F0_MAX = 70.0, 1600.0
 F0_HELD = 200.0  # f0 reported before the first periodic subframe (the codec's reference: latent 0)
 HARM_EDGES_HZ = (0, 200, 500, 1100, 2100, 4000, 7300, 13300, 24000)  # pairs of the 16 stereo bands
-PART_LO, PART_HI, PART_BANDS = 150.0, 12000.0, 16
+PART_LO, PART_HI, PART_BANDS = 500.0, 12000.0, 16  # below 500 Hz bands are too narrow to tell a peak from noise
 MAX_HARMONICS = 160
 HARMONIC_CEILING_HZ = 11000.0  # above, bands keep their partial and noise
 HARMONIC_SHARPEN = 1.5  # harmonic amplitudes ~ envelope^1.5: a partial's leakage into a missing harmonic stays low
@@ -56,7 +56,7 @@ def hz_band_matrix(n_bins: int, sr: int, edges_hz) -> Tensor:
 
 
 def partial_edges_hz() -> list[float]:
-    """Edges of the 16 partial bands: geometric from 150 Hz to 12 kHz."""
+    """Edges of the 16 partial bands: geometric from 500 Hz to 12 kHz."""
     return np.geomspace(PART_LO, PART_HI, PART_BANDS + 1).tolist()
 
 

@@ -90,6 +90,11 @@ def tonal_clips(n: int, seed: int, seconds: float, sr: int) -> torch.Tensor:
     return torch.from_numpy(np.stack([clip(seed, i, seconds, sr) for i in range(n)])).float()
 
 
+def calibration_audio(val: torch.Tensor, n: int, seed: int, seconds: float, sr: int) -> torch.Tensor:
+    """World validation clips plus as many held-out tonal clips: every latent channel varies in them."""
+    return torch.cat([val, tonal_clips(n, seed + 1_000_003, seconds, sr)[:, :, : val.shape[-1]]])
+
+
 def batch_at(pool: torch.Tensor, step: int, rank: int, n: int, length: int, seed: int) -> torch.Tensor:
     """(n, 2, length) crops for `step` on `rank`: random clip, offset, gain (-12..+6 dB), L/R swap."""
     rng = np.random.default_rng([seed, step, rank])
@@ -144,6 +149,7 @@ class CodecTask:
             pool = torch.cat([pool, tonal_clips(tc.tonal_pool, tc.seed, tc.clip_seconds, cfg.sr)])
         self.pool, self.device = pool, device
         self.val = world_clips(tc.val_clips, "val", tc.seed, cfg.fps, tc.clip_seconds, mixes=("objaware",))
+        self.calib = calibration_audio(self.val.audio, tc.val_clips, tc.seed, tc.clip_seconds, cfg.sr)
 
     def baseline_rows(self) -> list[dict]:
         """Log rows at step -1 (mono + pan at the same rate) and -2 (the original itself)."""
@@ -190,7 +196,7 @@ class CodecTask:
         return {"adv_d": loss_d}
 
     def before_save(self, ema: Codec) -> None:
-        ema.calibrate(self.val.audio.to(self.device))  # the latent scale lives in the codec
+        ema.calibrate(self.calib.to(self.device))  # the latent scale lives in the codec
 
     def validate(self, ema: Codec, step: int, out: Path) -> dict:
         from tqdm import tqdm
@@ -235,6 +241,21 @@ def run_codec(lc: LoopConfig, tc: CodecTaskConfig, out: str | Path, resume: bool
     return train(task, lc, out, resume=resume, device=device, rows=rows)
 
 
+def export_run(run_checkpoint: str | Path, path: str | Path, val_clips: int = 8, seed: int = 0) -> Codec:
+    """The EMA codec of a run checkpoint (e.g. out/last.pt of a stopped run), recalibrated on the validation
+    clips as the trainer does, as a small shippable file."""
+    from foley.models.codec import load_codec
+
+    ckpt = checkpoint.load(run_checkpoint, (FORMAT,), "codec run", "pass a run's last.pt")
+    codec = load_codec(run_checkpoint)
+    cfg = codec.cfg
+    val = world_clips(val_clips, "val", seed, cfg.fps, 2.0, mixes=("objaware",)).audio
+    codec.calibrate(calibration_audio(val, val_clips, seed, 2.0, cfg.sr))
+    meta = {k: ckpt[k] for k in ("step", "train_config", "loop_config", "task_config") if k in ckpt}
+    save_codec(path, codec, **meta)
+    return codec
+
+
 # ---------------------------------------------------------------------- command line
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -252,6 +273,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tonal-pool", type=int, default=CodecTaskConfig.tonal_pool, help="procedural tonal clips")
     p.add_argument("--val-clips", type=int, default=CodecTaskConfig.val_clips)
     p.add_argument("--adv", action="store_true", help="add the spectrogram GAN loss")
+    p.add_argument("--power-tilt", type=float, default=LossWeights.power_tilt,
+                   help="weigh the log-power loss toward low bins: 0 flat, 1 mel-like")
     p.add_argument("--init", default="", help="warm start from the matching weights of this codec checkpoint")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from out/last.pt")
@@ -261,7 +284,7 @@ def configs_from_args(a: argparse.Namespace) -> tuple[LoopConfig, CodecTaskConfi
     lc = LoopConfig(steps=a.steps, batch=a.batch, lr=a.lr, threads=a.threads, seed=a.seed, save_every=a.save_every,
                     val_every=a.val_every)
     tc = CodecTaskConfig(preset=a.preset, frames=a.frames, pool=a.pool, tonal_pool=a.tonal_pool, val_clips=a.val_clips,
-                         adv=a.adv, init=a.init, seed=a.seed)
+                         adv=a.adv, init=a.init, seed=a.seed, weights=LossWeights(power_tilt=a.power_tilt))
     return lc, tc
 
 

@@ -81,9 +81,9 @@ def _codec(seed: int = 0) -> Codec:
     return Codec(CFG).eval()
 
 
-def test_v2_has_128_channels_and_streaming_equals_batch():
+def test_v2_has_at_most_128_channels_and_streaming_equals_batch():
     codec = _codec()
-    assert CFG.channels == 128 and CFG.floats_per_second == 3200
+    assert CFG.channels == 120 and CFG.floats_per_second == 3000  # <= 128 channels (issue)
     x = _stereo(_tone(180.0, seconds=9 * HOP / SR)) + 0.01 * torch.randn(1, 2, 9 * HOP, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         z, y = codec.encode(x), codec.decode(codec.encode(x))

@@ -5,7 +5,7 @@ each band's energy (from the decoded envelope) three ways, all measured from the
 
 - **harmonic**: a fraction `harm` per harmonic band (8 bands) rendered as harmonics of one f0 per 5 ms
   subframe (a harmonic-plus-noise model, as DDSP's synthesiser and WORLD's f0 + aperiodicity);
-- **partial**: a fraction `part` per partial band (16 log bands, 500 Hz to 12 kHz) rendered as one
+- **partial**: a fraction `part` per partial band (12 log bands, 1.1 to 12 kHz) rendered as one
   sinusoid at the band's strongest peak (Serra's spectral modelling, McAulay-Quatieri phase
   continuation): inharmonic bells, chimes and a second source survive without an unordered set of peaks;
 - **noise**: the rest, as in v1.
@@ -35,7 +35,7 @@ from foley.models.streaming import StreamingModule
 F0_MIN, F0_MAX = 70.0, 1600.0
 F0_HELD = 200.0  # f0 reported before the first periodic subframe (the codec's reference: latent 0)
 HARM_EDGES_HZ = (0, 200, 500, 1100, 2100, 4000, 7300, 13300, 24000)  # pairs of the 16 stereo bands
-PART_LO, PART_HI, PART_BANDS = 500.0, 12000.0, 16  # below 500 Hz bands are too narrow to tell a peak from noise
+PART_LO, PART_HI, PART_BANDS = 1100.0, 12000.0, 12  # narrower bands (below ~1 kHz) cannot tell a peak from noise
 MAX_HARMONICS = 160
 HARMONIC_CEILING_HZ = 11000.0  # above, bands keep their partial and noise
 HARMONIC_SHARPEN = 1.5  # harmonic amplitudes ~ envelope^1.5: a partial's leakage into a missing harmonic stays low
@@ -56,12 +56,12 @@ def hz_band_matrix(n_bins: int, sr: int, edges_hz) -> Tensor:
 
 
 def partial_edges_hz() -> list[float]:
-    """Edges of the 16 partial bands: geometric from 500 Hz to 12 kHz."""
+    """Edges of the PART_BANDS partial bands: geometric from PART_LO to PART_HI."""
     return np.geomspace(PART_LO, PART_HI, PART_BANDS + 1).tolist()
 
 
 def part_to_harm_band(part_edges: list[float]) -> Tensor:
-    """(16,) index of the harmonic band holding each partial band's centre."""
+    """(P,) index of the harmonic band holding each partial band's centre."""
     centres = torch.tensor([math.sqrt(a * b) for a, b in zip(part_edges[:-1], part_edges[1:])])
     return torch.bucketize(centres, torch.tensor(HARM_EDGES_HZ, dtype=torch.float32), right=True) - 1
 
@@ -126,7 +126,7 @@ def asymmetric_window(n: int, fall: int) -> Tensor:
 
 
 class TonalAnalysis(StreamingModule):
-    """(B, 2, T*hop) -> f0 (B, T, sub) Hz, harmonic fraction (B, T, 8), partial position and share (B, T, 16) x 2."""
+    """(B, 2, T*hop) -> f0 (B, T, sub) Hz, harmonic fraction (B, T, 8), partial position and share (B, T, P) x 2."""
 
     def __init__(self, hop: int, sub: int, sr: int, window: int = 2048, causal: bool = True) -> None:
         super().__init__()
@@ -140,8 +140,8 @@ class TonalAnalysis(StreamingModule):
         k = window + 1
         self.register_buffer("harm_bands", hz_band_matrix(k, sr, HARM_EDGES_HZ), persistent=False)
         pe = partial_edges_hz()
-        bands = hz_band_matrix(k, sr, pe)  # (K, 16): contiguous ranges of bins
-        lo, width = bands.argmax(0), bands.sum(0).long()  # (16,)
+        bands = hz_band_matrix(k, sr, pe)  # (K, P): contiguous ranges of bins
+        lo, width = bands.argmax(0), bands.sum(0).long()  # (P,)
         m = int(width.max())
         self.register_buffer("part_index", (lo[:, None] + torch.arange(m)).clamp(max=k - 1), persistent=False)
         self.register_buffer("part_valid", torch.arange(m) < width[:, None], persistent=False)
@@ -149,7 +149,7 @@ class TonalAnalysis(StreamingModule):
         self.register_buffer("part_hi", torch.tensor(pe[1:]), persistent=False)
         self.register_buffer("part_to_harm", part_to_harm_band(pe), persistent=False)
         self.register_buffer("part_in_harm", torch.nn.functional.one_hot(self.part_to_harm, len(HARM_EDGES_HZ) - 1)
-                             .float(), persistent=False)  # (16, 8)
+                             .float(), persistent=False)  # (P, 8)
 
     def frames(self, mono: Tensor) -> Tensor:
         """(B, N) -> (B, N/sub_hop, window): each window ends at a subframe's end (+ lookahead offline)."""
@@ -190,7 +190,7 @@ class TonalAnalysis(StreamingModule):
 
     @full_precision
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Stereo (B, 2, T*hop) -> f0 (B, T, sub), harmonic fraction (B, T, 8), partial position, share (B, T, 16)."""
+        """Stereo (B, 2, T*hop) -> f0 (B, T, sub), harmonic fraction (B, T, 8), partial position, share (B, T, P)."""
         b, _, n = x.shape
         t = n // self.hop
         spec = torch.fft.rfft(self.frames(x.sum(1)) * self.window, 2 * self.win)  # (B, F, 2W/2+1)
@@ -222,18 +222,18 @@ class TonalAnalysis(StreamingModule):
         (a bell's, a second source's): its energy is taken out of the harmonic fraction, which a near-harmonic
         sinusoid inflates. The share never exceeds what harmonics leave.
         """
-        idx, valid = self.part_index, self.part_valid  # (16, M) bins of each band, padded
-        band_pw = pw[..., idx]  # (B, T, 16, M)
+        idx, valid = self.part_index, self.part_valid  # (P, M) bins of each band, padded
+        band_pw = pw[..., idx]  # (B, T, P, M)
         lp = torch.log(band_pw + EPS).masked_fill(~valid, -1e9)
-        j = lp.argmax(-1, keepdim=True)  # (B, T, 16, 1) position inside the band's slice
+        j = lp.argmax(-1, keepdim=True)  # (B, T, P, 1) position inside the band's slice
         a, bb, c = (lp.gather(-1, (j + d).clamp(0, idx.shape[1] - 1))[..., 0] for d in (-1, 0, 1))
         a, c = torch.where(a < -1e8, bb, a), torch.where(c < -1e8, bb, c)  # band edges: no interpolation
-        k = idx[:, 0] + j[..., 0]  # (B, T, 16) bin of the peak
+        k = idx[:, 0] + j[..., 0]  # (B, T, P) bin of the peak
         hz = (k.float() + parabolic_peak(a, bb, c)) * self.sr / (2 * (pw.shape[-1] - 1))
         pos = ((hz - self.part_lo) / (self.part_hi - self.part_lo)).clamp(0, 1)
         mm = torch.arange(idx.shape[1], device=pw.device)
-        near = ((mm - j).abs() <= 4) & valid  # (B, T, 16, M)
-        e_band = (band_pw * valid).sum(-1)  # (B, T, 16)
+        near = ((mm - j).abs() <= 4) & valid  # (B, T, 12, M)
+        e_band = (band_pw * valid).sum(-1)  # (B, T, P)
         q = (band_pw * near).sum(-1) / (e_band + EPS)
         q0 = (18.0 / valid.sum(-1)).clamp(max=1.0)  # what the 9 bins around the strongest of noise hold
         share = ((q - q0) / (1 - q0 + EPS)).clamp(0, 1)
@@ -241,7 +241,7 @@ class TonalAnalysis(StreamingModule):
         on_harmonic = (ratio - torch.round(ratio)).abs() * f0[..., None] < torch.clamp(0.005 * hz, min=6.0)
         claimed = (share * e_band * ~on_harmonic) @ self.part_in_harm  # (B, T, 8) energy of off-harmonic peaks
         harm = (harm - claimed / (pw @ self.harm_bands + EPS)).clamp(0, 1)
-        h = harm.gather(-1, self.part_to_harm.expand(*share.shape[:2], -1))  # (B, T, 16)
+        h = harm.gather(-1, self.part_to_harm.expand(*share.shape[:2], -1))  # (B, T, P)
         share = torch.minimum(torch.where(on_harmonic, share - h, share), 1 - h).clamp(0, 1)
         pos = torch.where(share > 0.05, pos, torch.full_like(pos, 0.5))
         return pos, share, harm
@@ -306,10 +306,10 @@ class TonalSynthesis(StreamingModule):
             return v.repeat_interleave(sub, 1)
 
         harmonic, ok_h = self._scaled(harmonic, rep(harm) * (power @ self.harm_bands), self.harm_bands)
-        fp = self.part_lo + pos.clamp(0, 1) * (self.part_hi - self.part_lo)  # (B, T, 16) Hz
+        fp = self.part_lo + pos.clamp(0, 1) * (self.part_hi - self.part_lo)  # (B, T, P) Hz
         fp = rep(fp)
         # a unit sinusoid through the sine window carries sum_k |X_k|^2 = (n/2) sum_m x^2 = n^2 / 8 on rfft bins
-        amp_p = torch.sqrt((rep(share) * (power @ self.part_bands) / (self.n ** 2 / 8)).clamp_min(1e-20))  # (B, F, 16)
+        amp_p = torch.sqrt((rep(share) * (power @ self.part_bands) / (self.n ** 2 / 8)).clamp_min(1e-20))  # (B, F, P)
         partial = place_sinusoids(fp, amp_p, self._phases(fp, "part").float(), self.n, self.sr)
         frac = (rep(harm) * ok_h) @ self.harm_bands.T + rep(share) @ self.part_bands.T  # (B, F, K)
         noise = (1 - frac).clamp(0, 1)

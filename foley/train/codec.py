@@ -243,14 +243,15 @@ def run_codec(lc: LoopConfig, tc: CodecTaskConfig, out: str | Path, resume: bool
 
 def export_run(run_checkpoint: str | Path, path: str | Path, val_clips: int = 8, seed: int = 0) -> Codec:
     """The EMA codec of a run checkpoint (e.g. out/last.pt of a stopped run), recalibrated on the validation
-    clips as the trainer does, as a small shippable file."""
-    from foley.models.codec import load_codec
-
+    clips as the trainer does, as a small shippable file. The latent scale is measured afresh, so a run whose
+    measured channels have since changed in number (the fixed DSP, not the weights) still exports."""
     ckpt = checkpoint.load(run_checkpoint, (FORMAT,), "codec run", "pass a run's last.pt")
-    codec = load_codec(run_checkpoint)
+    codec = Codec(CodecConfig.from_dict(ckpt["config"]))
+    weights = {k: v for k, v in (ckpt.get("ema") or ckpt["model"]).items() if not k.startswith("latent_")}
+    codec.load_state_dict(weights, strict=False)
     cfg = codec.cfg
     val = world_clips(val_clips, "val", seed, cfg.fps, 2.0, mixes=("objaware",)).audio
-    codec.calibrate(calibration_audio(val, val_clips, seed, 2.0, cfg.sr))
+    codec.eval().calibrate(calibration_audio(val, val_clips, seed, 2.0, cfg.sr))
     meta = {k: ckpt[k] for k in ("step", "train_config", "loop_config", "task_config") if k in ckpt}
     save_codec(path, codec, **meta)
     return codec

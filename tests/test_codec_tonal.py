@@ -24,7 +24,7 @@ def _stereo(m: torch.Tensor, left: float = 0.8, right: float = 0.5) -> torch.Ten
     return torch.stack([left * m, right * m])[None]  # (1, 2, N)
 
 
-@pytest.mark.parametrize("freq,phase", [(220.0, 0.3), (37.0, 1.0), (1234.5, -2.0), (23000.0, 0.5)])
+@pytest.mark.parametrize("freq,phase", [(220.0, 0.3), (37.0, 1.0), (1234.5, -2.0), (23000.0, 0.5), (23900.0, 0.5)])
 def test_placed_sinusoid_equals_the_fft_of_a_windowed_cosine(freq, phase):
     n = 480
     m = torch.arange(n, dtype=torch.float64)

@@ -23,6 +23,7 @@ with the mean frequency between window centres, so tones are continuous across w
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -39,7 +40,6 @@ PART_LO, PART_HI, PART_BANDS = 1100.0, 12000.0, 12  # narrower bands (below ~1 k
 MAX_HARMONICS = 160
 HARMONIC_CEILING_HZ = 11000.0  # above, bands keep their partial and noise
 HARMONIC_SHARPEN = 1.5  # harmonic amplitudes ~ envelope^1.5: a partial's leakage into a missing harmonic stays low
-IMAGE_HARMONICS = 8  # harmonics below 8 x 70 Hz get their negative-frequency image
 PERIODIC_FLOOR = 0.2  # whole-signal periodicity below which nothing counts as harmonic (noise reaches ~0.3)
 KERNEL_HALF = 3  # bins each side of a sinusoid's peak placed in the spectrum (truncation about -30 dB)
 
@@ -80,6 +80,26 @@ def sine_window_kernel(u: Tensor, n: int) -> Tensor:
     return (d(u + 0.5) + d(u - 0.5)) / 2
 
 
+TABLE_STEPS = 512  # samples of the kernel table per bin
+
+
+@functools.lru_cache(maxsize=8)
+def kernel_table(n: int) -> Tensor:
+    """R(u) of `sine_window_kernel` sampled every 1/TABLE_STEPS bin over |u| <= KERNEL_HALF + 1 (float64 exact)."""
+    u = torch.arange(-(KERNEL_HALF + 1) * TABLE_STEPS, (KERNEL_HALF + 1) * TABLE_STEPS + 1, dtype=torch.float64) / TABLE_STEPS
+    return sine_window_kernel(u, n).float()
+
+
+def kernel_lookup(u: Tensor, n: int) -> Tensor:
+    """R(u) by linear interpolation in `kernel_table`; 0 beyond KERNEL_HALF + 1 bins (the kernel's truncation)."""
+    table = kernel_table(n).to(u.device)
+    x = (u + KERNEL_HALF + 1) * TABLE_STEPS
+    inside = (x >= 0) & (x <= table.numel() - 1)
+    x = x.clamp(0, table.numel() - 1.001)
+    i = x.long()
+    return torch.lerp(table[i], table[i + 1], x - i) * inside
+
+
 def place_sinusoids(freq: Tensor, amp: Tensor, phase: Tensor, n: int, sr: int, image: bool = True) -> Tensor:
     """Spectra of sum_s amp_s cos(2 pi f_s (m - n/2) / sr + phase_s) w[m], m < n, on rfft bins.
 
@@ -98,10 +118,10 @@ def place_sinusoids(freq: Tensor, amp: Tensor, phase: Tensor, n: int, sr: int, i
         slope = math.pi * (n - 1) / n
         # bin k of rfft(w(m) cos(w m + phi)): [e^{i phi} W(beta - k) + e^{-i phi} W(-beta - k)] / 2
         u = beta[..., None] - kf
-        kernel = torch.polar(sine_window_kernel(u, n) / 2, phi + slope * u)
-        if image:
-            v = -beta[..., None] - kf
-            kernel = kernel + torch.polar(sine_window_kernel(v, n) / 2, slope * v - phi)
+        kernel = torch.polar(kernel_lookup(u, n) / 2, phi + slope * u)
+        if image:  # the transform is periodic in the bin offset (period n): an image past Nyquist wraps around
+            v = torch.remainder(-beta[..., None] - kf + n / 2, n) - n / 2
+            kernel = kernel + torch.polar(kernel_lookup(v, n) / 2, slope * v - phi)
         ok = (k >= 0) & (k < k_bins)
         kernel = torch.where(ok, kernel, torch.zeros_like(kernel))
         index = k.clamp(0, k_bins - 1).flatten(-2)
@@ -274,13 +294,6 @@ class TonalSynthesis(StreamingModule):
             self._streaming_state[key + "_p"] = phase[:, -1:]
         return phase
 
-    def _scaled(self, spec: Tensor, target: Tensor, bands: Tensor) -> tuple[Tensor, Tensor]:
-        """Scale each band of spec (B, F, K) to target energy (B, F, nb); bands that cannot reach it are dropped."""
-        e = (spec.real ** 2 + spec.imag ** 2) @ bands  # (B, F, nb)
-        ok = (e > 1e-4 * target) & (target > 0)
-        g = torch.sqrt(torch.where(ok, target / (e + EPS), torch.ones_like(e))) * ok  # no 0/0 in the gradient
-        return spec * (g @ bands.T), ok.float()
-
     @full_precision
     def forward(self, log_power: Tensor, f0: Tensor, harm: Tensor, pos: Tensor, share: Tensor) -> tuple[Tensor, Tensor]:
         """Envelope log power (B, T, sub, K) + cues -> tonal spectra (B, T*sub, K) and noise share (B, T, sub, K)."""
@@ -299,18 +312,25 @@ class TonalSynthesis(StreamingModule):
         env = torch.lerp(lp.gather(-1, lo), lp.gather(-1, lo + 1), pos_bin - lo)  # log power at each harmonic
         amp = torch.exp(0.5 * HARMONIC_SHARPEN * env.clamp(max=30.0)) * alive  # band scaling restores the energy
         phase = (self._phases(f0[..., None], "f0") * hh.double()) % (2 * math.pi)
-        low = IMAGE_HARMONICS  # the negative-frequency image matters only near 0 Hz
-        harmonic = place_sinusoids(fh[..., :low], amp[..., :low], phase[..., :low].float(), self.n, self.sr) \
-            + place_sinusoids(fh[..., low:], amp[..., low:], phase[..., low:].float(), self.n, self.sr, image=False)
+
         def rep(v: Tensor) -> Tensor:  # per frame (B, T, n) -> per synthesis window (B, T*sub, n)
             return v.repeat_interleave(sub, 1)
 
-        harmonic, ok_h = self._scaled(harmonic, rep(harm) * (power @ self.harm_bands), self.harm_bands)
-        fp = self.part_lo + pos.clamp(0, 1) * (self.part_hi - self.part_lo)  # (B, T, P) Hz
-        fp = rep(fp)
-        # a unit sinusoid through the sine window carries sum_k |X_k|^2 = (n/2) sum_m x^2 = n^2 / 8 on rfft bins
+        # harmonics, each harmonic band scaled to its share of the envelope's energy, measured on the spectrum
+        # itself (close harmonics interfere); bands without harmonics leave their energy to the noise
+        harmonic = place_sinusoids(fh, amp, phase.float(), self.n, self.sr)  # (B, F, K)
+        e_h = (harmonic.real ** 2 + harmonic.imag ** 2) @ self.harm_bands  # (B, F, 8)
+        target = rep(harm) * (power @ self.harm_bands)
+        ok_h = (e_h > 1e-4 * target) & (target > 0)
+        gain = torch.sqrt(torch.where(ok_h, target / (e_h + EPS), torch.ones_like(e_h))) * ok_h  # no 0/0 in the gradient
+        harmonic = harmonic * (gain @ self.harm_bands.T)
+        # partials: one sinusoid per partial band at its measured peak, with its share of the band's energy
+        # (a windowed unit sinusoid carries sum_k |X_k|^2 = (n/2) sum_m x^2 = n^2 / 8 on rfft bins; above 1 kHz
+        # the negative-frequency image is negligible)
+        fp = rep(self.part_lo + pos.clamp(0, 1) * (self.part_hi - self.part_lo))  # (B, F, P) Hz
         amp_p = torch.sqrt((rep(share) * (power @ self.part_bands) / (self.n ** 2 / 8)).clamp_min(1e-20))  # (B, F, P)
-        partial = place_sinusoids(fp, amp_p, self._phases(fp, "part").float(), self.n, self.sr)
+        partial = place_sinusoids(fp, amp_p, self._phases(fp, "part").float(), self.n, self.sr, image=False)
+        ok_h = ok_h.float()
         frac = (rep(harm) * ok_h) @ self.harm_bands.T + rep(share) @ self.part_bands.T  # (B, F, K)
         noise = (1 - frac).clamp(0, 1)
         return harmonic + partial, noise.view(b, t, sub, k)

@@ -31,7 +31,8 @@ def test_placed_sinusoid_equals_the_fft_of_a_windowed_cosine(freq, phase):
     ref = torch.fft.rfft(0.7 * torch.cos(2 * math.pi * freq * (m - n / 2) / SR + phase) * sine_window(n).double())
     got = place_sinusoids(torch.tensor([freq]), torch.tensor([0.7]), torch.tensor([phase]), n, SR).to(torch.complex128)
     assert float((got - ref).abs().pow(2).sum() / ref.abs().pow(2).sum()) < 2e-3  # kernel truncation only
-    assert abs(float(got.abs().pow(2).sum()) / (0.49 * n * n / 8) - 1) < 0.1  # the n^2/8 energy the synthesis assumes
+    if 100 < freq < 20000:  # away from 0 and Nyquist, where the image adds to it: the n^2/8 the synthesis assumes
+        assert abs(float(got.abs().pow(2).sum()) / (0.49 * n * n / 8) - 1) < 0.02
 
 
 def test_analysis_finds_the_pitch_of_a_tone_and_no_harmonics_in_noise():

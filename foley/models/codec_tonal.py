@@ -165,6 +165,8 @@ class TonalAnalysis(StreamingModule):
         m = int(width.max())
         self.register_buffer("part_index", (lo[:, None] + torch.arange(m)).clamp(max=k - 1), persistent=False)
         self.register_buffer("part_valid", torch.arange(m) < width[:, None], persistent=False)
+        self.register_buffer("part_slot", torch.arange(m), persistent=False)
+        self.register_buffer("bin_phase", torch.arange(k, dtype=torch.float32) * math.pi / window, persistent=False)
         self.register_buffer("part_lo", torch.tensor(pe[:-1]), persistent=False)
         self.register_buffer("part_hi", torch.tensor(pe[1:]), persistent=False)
         self.register_buffer("part_to_harm", part_to_harm_band(pe), persistent=False)
@@ -219,8 +221,7 @@ class TonalAnalysis(StreamingModule):
         f0 = self.hold(self.sr / lag, periodic > PERIODIC_FLOOR)
         # band periodicity at the pitch lag: sum_k P_k cos(2 pi k lag / 2W) / sum_k P_k / wac(lag)
         pw = power  # (B, F, W+1) on the zero-padded 2W-point grid
-        kk = torch.arange(self.win + 1, device=x.device, dtype=torch.float32)
-        cosine = torch.cos(math.pi * kk * lag[..., None] / self.win)  # (B, F, W+1)
+        cosine = torch.cos(self.bin_phase * lag[..., None])  # (B, F, W+1): cos(pi k lag / W)
         wac = torch.lerp(self.wac[lag.long()], self.wac[(lag.long() + 1).clamp(max=self.win - 1)], lag.frac())
         e_h = pw @ self.harm_bands  # (B, F, 8)
         rho = ((pw * cosine) @ self.harm_bands) / (e_h + EPS) / wac[..., None]

@@ -132,3 +132,26 @@ def test_shipped_checkpoints_are_small_calibrated_and_beat_equal_rate_baselines(
     for base in ("resample", "mono+pan"):
         assert all(mean["codec"][f] < 0.8 * mean[base][f] for f in ("mrstft", "mel", "ild_db")), (mean, base)
     assert hits["original"] > 20 and hits["codec"] >= 0.95 * hits["original"], hits
+
+
+@pytest.mark.parametrize("path", [DEFAULT_CHECKPOINT, OFFLINE_CHECKPOINT])
+def test_shipped_v2_codecs_keep_tones_and_voices_that_v1_turned_into_noise(path):
+    """Codec v2 against v1 on what a listener hears: a harmonic tone stays a tone (energy at its partials)
+    and a voice keeps its pitch and quality (PESQ), where the noise-excited v1 lost both."""
+    from foley.metrics import listening as L
+    from foley.models.codec import V1_CHECKPOINTS
+    from foley.world.tonal import voice
+
+    v2, v1 = load_codec(path), load_codec(V1_CHECKPOINTS[0])
+    assert v2.cfg.tonal and v2.cfg.channels <= 128 and path.stat().st_size < 16 * 2 ** 20
+    t = np.arange(2 * 48000) / 48000
+    tone = sum(np.sin(2 * np.pi * 220 * k * t) / k for k in range(1, 8)) * 0.2
+    tone = np.stack([tone, 0.6 * tone])
+    got = {name: L.partial_ratio(tone, rt.codec_audio(c, tone)) for name, c in (("v2", v2), ("v1", v1))}
+    assert got["v2"] > 10 and got["v1"] < 0, got
+    m = voice(3 * 48000, 48000, np.random.default_rng(123))
+    x = np.stack([m, 0.7 * m]) / np.abs(m).max() * 0.5
+    y2, y1 = rt.codec_audio(v2, x), rt.codec_audio(v1, x)
+    assert L.pesq_wb(x, y2) > L.pesq_wb(x, y1) + 0.05, (L.pesq_wb(x, y2), L.pesq_wb(x, y1))
+    assert L.pitch_error_cents(x, y2) < 40 < 200 < L.pitch_error_cents(x, y1)  # v1: about 800 cents
+    assert L.periodicity(y2) > L.periodicity(y1) + 0.2

@@ -69,8 +69,10 @@ def dnsmos(deg: np.ndarray) -> float:
 def partial_ratio(ref: np.ndarray, deg: np.ndarray, sr: int = SR, lo: float = 100, hi: float = 8000,
                   tol: float = 8.0) -> float:
     """dB of deg's energy within +-tol Hz of ref's spectral peaks against its energy elsewhere in [lo, hi] Hz."""
-    f, pr = welch(ref.mean(0) if ref.ndim == 2 else ref, sr, nperseg=sr // 2)
-    _, pd = welch(deg.mean(0) if deg.ndim == 2 else deg, sr, nperseg=sr // 2)
+    r, d = (a.mean(0) if a.ndim == 2 else a for a in (ref, deg))
+    seg = min(sr // 2, r.size, d.size)  # 2 Hz resolution, or what a short sound allows
+    f, pr = welch(r, sr, nperseg=seg)
+    _, pd = welch(d, sr, nperseg=seg)
     band = (f >= lo) & (f <= hi)
     lp = 10 * np.log10(pr + 1e-20)
     peaks, _ = find_peaks(np.where(band, lp, -400), prominence=10, height=lp[band].max() - 50)

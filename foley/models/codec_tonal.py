@@ -216,7 +216,7 @@ class TonalAnalysis(StreamingModule):
         b, _, n = x.shape
         t = n // self.hop
         spec = torch.fft.rfft(self.frames(x.sum(1)) * self.window, 2 * self.win)  # (B, F, 2W/2+1)
-        power = spec.real ** 2 + spec.imag ** 2
+        power = torch.view_as_real(spec).square().sum(-1)  # (B, F, W+1)
         lag, periodic = self.pitch(power)  # (B, F)
         f0 = self.hold(self.sr / lag, periodic > PERIODIC_FLOOR)
         # band periodicity at the pitch lag: sum_k P_k cos(2 pi k lag / 2W) / sum_k P_k / wac(lag)
@@ -320,7 +320,7 @@ class TonalSynthesis(StreamingModule):
         # harmonics, each harmonic band scaled to its share of the envelope's energy, measured on the spectrum
         # itself (close harmonics interfere); bands without harmonics leave their energy to the noise
         harmonic = place_sinusoids(fh, amp, phase.float(), self.n, self.sr)  # (B, F, K)
-        e_h = (harmonic.real ** 2 + harmonic.imag ** 2) @ self.harm_bands  # (B, F, 8)
+        e_h = torch.view_as_real(harmonic).square().sum(-1) @ self.harm_bands  # (B, F, 8)
         target = rep(harm) * (power @ self.harm_bands)
         ok_h = (e_h > 1e-4 * target) & (target > 0)
         gain = torch.sqrt(torch.where(ok_h, target / (e_h + EPS), torch.ones_like(e_h))) * ok_h  # no 0/0 in the gradient

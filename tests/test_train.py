@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from foley.models.codec import CodecConfig, LossWeights, load_codec
+from foley.models.codec import Codec, CodecConfig, LossWeights, load_codec
 from foley.train.codec import CodecTask, CodecTaskConfig, batch_at, run_codec
 from foley.train.loop import LoopConfig, TrainError, build, train_step
 
@@ -38,12 +38,24 @@ def test_batches_are_a_function_of_step_and_rank():
 
 
 def test_a_short_overfit_run_brings_the_loss_down(tmp_path):
-    """120 steps on one clip: the logged loss must fall well below where it started (wrong gradients don't)."""
-    lc = LoopConfig(steps=120, lr=3e-3, log_every=1, **{**LOOP, "save_every": 120})
-    run_codec(lc, CodecTaskConfig(**{**TASK, "pool": 1, "tonal_pool": 0}), tmp_path / "fit", codec_cfg=SMALL)
-    total = [float(r["total"]) for r in _rows(tmp_path / "fit" / "log.csv") if int(r["step"]) > 0 and r["total"]]
-    first, last = sum(total[:5]) / 5, sum(total[-10:]) / 10
-    assert last < 0.75 * first, (first, last)
+    """120 steps on one clip: the loss of a fixed batch must fall well below the untrained model's."""
+    lc = LoopConfig(steps=120, lr=3e-3, **{**LOOP, "save_every": 120})
+    tc = CodecTaskConfig(**{**TASK, "pool": 1, "tonal_pool": 0})
+    run_codec(lc, tc, tmp_path / "fit", codec_cfg=SMALL)
+    task = CodecTask(tc, SMALL)
+    task.prepare(torch.device("cpu"), 0)
+    x = torch.cat([task.batch(s, 0, 2, torch.device("cpu")) for s in range(4)])  # 8 crops of the clip
+
+    def loss(codec):
+        torch.manual_seed(0)
+        with torch.no_grad():
+            return float(codec.loss(x, w=tc.weights)["total"])
+
+    torch.manual_seed(lc.seed)
+    before = loss(Codec(SMALL))  # the run's own initialisation
+    trained = Codec(SMALL)
+    trained.load_state_dict(torch.load(tmp_path / "fit" / "last.pt", weights_only=True)["model"])
+    assert loss(trained) < 0.8 * before, (before, loss(trained))  # 4.1 -> 3.1 here; frozen weights stay at 4.1
 
 
 def test_resume_continues_exactly(tmp_path):

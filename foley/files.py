@@ -48,13 +48,16 @@ def refuse_overwriting(reads: dict[str, str | os.PathLike | None], writes: dict[
     reads / writes: {option name: path or None}; inputs that are not existing files (a tracker name, a
     box) cannot be destroyed and are skipped.
     """
+    def label(name: str) -> str:  # argparse dest -> what the user typed
+        return f"the {name}" if name in ("input", "output", "video") else "--" + name.replace("_", "-")
+
     inputs = {k: v for k, v in reads.items() if v is not None and Path(v).is_file()}
     outputs = [(k, v) for k, v in writes.items() if v is not None]
     for i, (name, out) in enumerate(outputs):
         for src_name, src in inputs.items():
             if same_file(out, src):
-                raise FoleyError(f"{name} {str(out)!r} is the input {src_name} {str(src)!r}: refusing to overwrite it; "
-                                 "choose another output path")
+                raise FoleyError(f"{label(name)} {str(out)!r} is the same file as {label(src_name)} {str(src)!r}: "
+                                 "refusing to overwrite it; choose another output path")
         for other_name, other in outputs[i + 1:]:
             if same_file(out, other):
-                raise FoleyError(f"{name} and {other_name} are the same file {str(out)!r}: choose two paths")
+                raise FoleyError(f"{label(name)} and {label(other_name)} are the same file {str(out)!r}: choose two paths")

@@ -10,17 +10,44 @@ from typing import Iterator
 from foley.errors import FoleyError
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def sweep_stale(path: Path) -> list[Path]:
+    """Delete temporaries of `atomic_output` for `path` left by processes that no longer run (SIGKILL, power loss)."""
+    gone = []
+    for p in path.parent.glob(f".{path.stem}.pid*.part{path.suffix}"):
+        try:
+            pid = int(p.name[len(path.stem) + 5:].split(".", 1)[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _alive(pid):
+            p.unlink(missing_ok=True)
+            gone.append(p)
+    return gone
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it onto `path`, on failure delete it.
 
-    The temporary name keeps the target's suffix so that format sniffing by extension still works.
+    The temporary name keeps the target's suffix so that format sniffing by extension still works, and
+    carries the writer's pid, so that a later run can sweep what a killed one left (`sweep_stale`).
+    SIGTERM ends a `foley` command through the same cleanup as an error (foley.cli.main).
     """
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise FoleyError(f"output folder {str(parent)!r} does not exist: create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=parent)
+    sweep_stale(parent / path.name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.pid{os.getpid()}.", suffix=f".part{path.suffix}", dir=parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

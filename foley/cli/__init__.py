@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from foley.errors import FoleyError
@@ -121,8 +123,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(BaseException):
+    """SIGTERM (what `timeout`, containers and Slurm send): unwinds like Ctrl-C, so temporaries are removed."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="foley: %(levelname)s: %(message)s")
     try:
         refuse_overwriting({k: getattr(args, k, None) for k in args.reads},
@@ -134,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("foley: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("foley: terminated", file=sys.stderr)
+        return 143
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

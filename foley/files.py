@@ -10,6 +10,12 @@ from typing import Iterator
 from foley.errors import FoleyError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -52,6 +58,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600: give the output the usual permissions
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

@@ -158,12 +158,18 @@ def _load_csv(path: Path, fps: float | None = None) -> list[Track]:
     return [_track_from_rows(label, rs, fps, path) for label, rs in by_object.items()]
 
 
+MAX_FRAMES = 10_000_000  # 4.6 days at 25 fps: a larger index is a damaged file, not a video
+
+
 def _track_from_rows(label: str, rows: list[dict], fps: float, path: Path) -> Track:
     def num(v: str | None, default: float) -> float:
         return default if v in (None, "", "nan", "null") else float(v)
 
     try:
         frames = [int(r["frame"]) for r in rows]
+        if min(frames) < 0 or max(frames) > MAX_FRAMES:
+            bad = min(frames) if min(frames) < 0 else max(frames)
+            raise TrackError(f"{path}: frame index {bad} out of range (0..{MAX_FRAMES}): frames count from 0")
         n = max(frames) + 1
         cols = {k: np.full(n, np.nan) for k in ("x", "y", "mass")}
         reliable = np.zeros(n, bool)

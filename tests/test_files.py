@@ -57,3 +57,23 @@ def test_refuse_overwriting_compares_files_not_names(tmp_path):
     with pytest.raises(FoleyError, match="same file"):
         refuse_overwriting({"input": a}, {"output": tmp_path / "sub" / ".." / "a.wav"})
     refuse_overwriting({"input": a, "track": "motion"}, {"output": tmp_path / "b.wav", "plot": None})  # fine
+
+
+def test_outputs_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_output(tmp_path / "o.json") as tmp:
+            tmp.write_text("{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "o.json").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("frame", ["-3", "99999999999"])
+def test_a_csv_frame_index_out_of_range_is_refused_not_wrapped(tmp_path, frame):
+    from foley.tracks import TrackError, load_tracks
+
+    p = tmp_path / "t.csv"
+    p.write_text(f"# fps=25\nframe,x\n0,0.1\n2,0.2\n{frame},0.9\n")
+    with pytest.raises(TrackError, match="out of range"):
+        load_tracks(p)

@@ -6,11 +6,13 @@
     with codec.streaming():      # causal variant: one (or more) frames at a time, state kept inside
         y_t = codec.decode(codec.encode(x_t))
 
-Latent channels = [spectral (learned, VAE) | log energy, pan, coherence per band]. The per-band
-cues are measured, never learned (`codec_dsp`): the decoder's spectrum is rescaled to each band's
-energy and rendered with its pan and coherence, so the stereo image (and the band energies that weight
-it) survive by construction. The learned channels carry the shape of L^2 + R^2 inside the bands and
-the frame (8 subframes of 5 ms at 25 fps); the decoder sees them and the band energies.
+Latent channels = [spectral (learned, VAE) | log energy, pan, coherence per band | tonal (v2)]. The
+per-band cues are measured, never learned (`codec_dsp`): the decoder's spectrum is rescaled to each
+band's energy and rendered with its pan and coherence, so the stereo image (and the band energies that
+weight it) survive by construction. The learned channels carry the shape of L^2 + R^2 inside the bands
+and the frame (8 subframes of 5 ms at 25 fps); the decoder sees them and the band energies. The tonal
+channels of v2 (`codec_tonal`: f0 per subframe, harmonic fraction per band, one partial per band) are
+measured too, and turn the envelope's energy into harmonics and partials instead of noise.
 All channels are normalised by `latent_mean` / `latent_std`, buffers of the codec and its checkpoint.
 """
 from __future__ import annotations

@@ -227,3 +227,15 @@ def test_preview_writes_a_playable_contact_sheet(tmp_path):
     info = io.probe(out)
     assert len(captions) == 2 and info.has_audio and info.n_frames == 2 * TINY.n_frames
     assert info.width == 2 * TINY.width  # two tiles side by side
+
+
+@pytest.mark.parametrize("kw", [dict(n=0), dict(n=-2), dict(n=4, rank=3, world_size=2), dict(n=4, workers=0)])
+def test_a_bad_make_request_leaves_the_folder_untouched(tmp_path, kw):
+    """`world make --n 0` used to write world.json first and brick the folder for later runs."""
+    from foley.world.scene import WorldError
+    from foley.world.shards import make_world
+
+    out = tmp_path / "w"
+    with pytest.raises(WorldError):
+        make_world(out, **{"rank": 0, "world_size": 1, **kw}, progress=False)
+    assert not out.exists()

@@ -136,12 +136,23 @@ def plan(out: str | os.PathLike, n: int, split: str, seed: int, cfg: WorldConfig
     return [j for j in jobs if not j.path.exists()]
 
 
+def check_request(n: int, rank: int, world_size: int, workers: int) -> None:
+    """Refuse a request that cannot make a world: no clips, a rank outside the world, no workers."""
+    if n < 1:
+        raise WorldError(f"--n must be at least 1, got {n}")
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise WorldError(f"--rank must be in 0..world-size-1, got rank {rank} of world size {world_size}")
+    if workers < 1:
+        raise WorldError(f"--workers must be at least 1, got {workers}")
+
+
 def make_world(out: str | os.PathLike, n: int, split: str = "train", seed: int = 0, cfg: WorldConfig = WorldConfig(),
                workers: int = 1, rank: int | None = None, world_size: int | None = None,
                progress: bool = True) -> int:
     """Write this rank's missing shards of `split` with `workers` processes; return the clips written."""
     env = env_rank()
     rank, world_size = env[0] if rank is None else rank, env[1] if world_size is None else world_size
+    check_request(n, rank, world_size, workers)  # before anything is written: a bad request leaves no trace
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     doc = _manifest(out, split, n, seed, cfg)

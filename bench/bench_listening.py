@@ -135,7 +135,7 @@ def measure(name: str, fn, speech: dict, tonal: dict) -> dict[str, float]:
         row["speech_cents"] = np.nanmean([L.pitch_error_cents(speech[k], y) for k, y in sp.items()])
     for k, y in tn.items():
         row[f"partial {k}"] = L.partial_ratio(tonal[k], y)
-    row["partial_mean"] = np.mean([L.partial_ratio(tonal[k], y) for k, y in tn.items() if k != "siren (glide)"])
+    row["partial_mean"] = np.mean([row[f"partial {k}"] for k in tn if k != "siren (glide)"])
     row["tonal_cents"] = np.nanmean([L.pitch_error_cents(tonal[k], y) for k, y in tn.items() if k in HARMONIC])
     print(f"  {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items() if not k.startswith("partial ")), flush=True)
     return row

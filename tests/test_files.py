@@ -1,6 +1,5 @@
 """Atomic outputs: SIGTERM cleans up like an error, and a killed writer's temporary is swept by the next run."""
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path

@@ -105,7 +105,7 @@ class CodecConfig:
 
 
 PRESETS: dict[str, CodecConfig] = {
-    "tiny": CodecConfig(tonal=True),  # v2, 128 channels
+    "tiny": CodecConfig(tonal=True),  # v2, 120 channels
     "tiny_offline": CodecConfig(tonal=True, causal=False),  # StereoFoley's offline codec: looks ahead
     "small": CodecConfig(tonal=True, width=512, enc_blocks=4, dec_blocks=6),
     "soundreactor": CodecConfig(fps=30, spectral_channels=24, width=1024, enc_blocks=6, dec_blocks=8, kernel=5,
@@ -218,13 +218,15 @@ class Codec(StreamingModule):
         return F.pad(x, (0, self.cfg.hop - rem)) if rem else x
 
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(B, 2, N) -> mean, logvar (B, T, Cs) of the spectral channels; cues (B, T, 3 nb): energy, pan, coherence."""
-        log_power, energy, pan, coherence = self.analysis(self._pad(x))  # (B, T, sub, K), (B, T, nb) x 3
+        """(B, 2, N) -> mean, logvar (B, T, Cs) of the spectral channels; measured cues (B, T, C - Cs): energy, pan,
+        coherence per band, then (v2) log2 f0 per subframe, harmonic fractions, partial positions and shares."""
+        x = self._pad(x)
+        log_power, energy, pan, coherence = self.analysis(x)  # (B, T, sub, K), (B, T, nb) x 3
         feat = (log_power.flatten(2) - LOG_POWER_SHIFT) / LOG_POWER_SCALE  # (B, T, sub*K)
         mean, logvar = self.encoder(feat).chunk(2, -1)  # (B, T, Cs) each
         cues = [energy, pan, 2 * coherence - 1]
         if self.cfg.tonal:
-            f0, harm, pos, share = self.tonal_analysis(self._pad(x))  # (B, T, sub), (B, T, 8), (B, T, 16) x 2
+            f0, harm, pos, share = self.tonal_analysis(x)  # (B, T, sub), (B, T, 8), (B, T, P) x 2
             cues += [torch.log2(f0 / F0_REF), 2 * harm - 1, 2 * pos - 1, 2 * share - 1]
         return mean, logvar.clamp(-20.0, 10.0), torch.cat(cues, -1)
 

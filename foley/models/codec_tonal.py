@@ -18,7 +18,8 @@ aperiodicity). Partial per band: the strongest peak (quadratic interpolation) an
 band's energy within +-4 bins of it, above what noise would put there.
 
 Synthesis places windowed sinusoids straight into the synthesis grid's spectra with the sine window's
-closed-form transform (9 bins each), so hundreds of harmonics cost less than one FFT; phases advance
+closed-form transform (tabulated, 2 * KERNEL_HALF + 1 = 7 bins each), so hundreds of harmonics cost
+less than one FFT; phases advance
 with the mean frequency between window centres, so tones are continuous across windows and frames.
 """
 from __future__ import annotations
@@ -220,7 +221,7 @@ class TonalAnalysis(StreamingModule):
         lag, periodic = self.pitch(power)  # (B, F)
         f0 = self.hold(self.sr / lag, periodic > PERIODIC_FLOOR)
         # band periodicity at the pitch lag: sum_k P_k cos(2 pi k lag / 2W) / sum_k P_k / wac(lag)
-        pw = power  # (B, F, W+1) on the zero-padded 2W-point grid
+        pw = power  # (B, F, W+1) on the zero-padded 2W-point grid, k = 0..W
         cosine = torch.cos(self.bin_phase * lag[..., None])  # (B, F, W+1): cos(pi k lag / W)
         wac = torch.lerp(self.wac[lag.long()], self.wac[(lag.long() + 1).clamp(max=self.win - 1)], lag.frac())
         e_h = pw @ self.harm_bands  # (B, F, 8)
@@ -252,8 +253,7 @@ class TonalAnalysis(StreamingModule):
         k = idx[:, 0] + j[..., 0]  # (B, T, P) bin of the peak
         hz = (k.float() + parabolic_peak(a, bb, c)) * self.sr / (2 * (pw.shape[-1] - 1))
         pos = ((hz - self.part_lo) / (self.part_hi - self.part_lo)).clamp(0, 1)
-        mm = torch.arange(idx.shape[1], device=pw.device)
-        near = ((mm - j).abs() <= 4) & valid  # (B, T, 12, M)
+        near = ((self.part_slot - j).abs() <= 4) & valid  # (B, T, P, M)
         e_band = (band_pw * valid).sum(-1)  # (B, T, P)
         q = (band_pw * near).sum(-1) / (e_band + EPS)
         q0 = (18.0 / valid.sum(-1)).clamp(max=1.0)  # what the 9 bins around the strongest of noise hold

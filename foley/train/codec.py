@@ -148,8 +148,12 @@ class CodecTask:
         if tc.tonal_pool:
             pool = torch.cat([pool, tonal_clips(tc.tonal_pool, tc.seed, tc.clip_seconds, cfg.sr)])
         self.pool, self.device = pool, device
-        self.val = world_clips(tc.val_clips, "val", tc.seed, cfg.fps, tc.clip_seconds, mixes=("objaware",))
+        self.val = self.val or self.validation_clips()
         self.calib = calibration_audio(self.val.audio, tc.val_clips, tc.seed, tc.clip_seconds, cfg.sr)
+
+    def validation_clips(self) -> Clips:
+        tc = self.tc
+        return world_clips(tc.val_clips, "val", tc.seed, self.cfg.fps, tc.clip_seconds, mixes=("objaware",))
 
     def baseline_rows(self) -> list[dict]:
         """Log rows at step -1 (mono + pan at the same rate) and -2 (the original itself)."""
@@ -167,7 +171,7 @@ class CodecTask:
         out = model(x)  # through the DDP wrapper, so gradients are reduced
         parts = raw.loss(x, out, self.tc.weights)
         if self._adv_on(step):
-            parts["adv_g"] = hinge_g(self._disc(x.device)(out.audio))
+            parts["adv_g"] = hinge_g(self._aux["disc"].module(out.audio))
             parts["total"] = parts["total"] + self.tc.adv_weight * parts["adv_g"]
         parts["pan_err"] = batch_pan_error(out.audio.detach(), x, raw.cfg.hop)
         return parts, out
@@ -181,9 +185,6 @@ class CodecTask:
         disc = ddp(SpectrogramDiscriminator().to(device), device, world, local)
         self._aux = {"disc": Aux(disc, torch.optim.AdamW(disc.parameters(), lr=1e-3, betas=(0.5, 0.9)))}
         return self._aux
-
-    def _disc(self, device: torch.device) -> torch.nn.Module:
-        return self._aux["disc"].module
 
     def aux_step(self, aux: dict[str, Aux], x: torch.Tensor, out: Any, step: int) -> dict:
         if not self._adv_on(step):
@@ -211,14 +212,19 @@ class CodecTask:
         save_codec(path, ema, **meta)
 
 
+def learned_weights(ckpt: dict) -> dict[str, torch.Tensor]:
+    """A codec checkpoint's weights (EMA preferred) without the latent scale, which is measured, not learned."""
+    return {k: v for k, v in (ckpt.get("ema") or ckpt["model"]).items() if not k.startswith("latent_")}
+
+
 def warm_start(codec: Codec, path: str) -> None:
     """Copy every weight of the codec checkpoint at `path` whose name and shape match (not the latent scale)."""
     try:
         ckpt = checkpoint.load(path, (FORMAT,), "codec", "pass a codec checkpoint to --init")
     except Exception as e:
         raise TrainError(f"--init {path}: {e}") from None
-    src, own = ckpt.get("ema") or ckpt["model"], codec.state_dict()
-    take = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape and not k.startswith("latent_")}
+    own = codec.state_dict()
+    take = {k: v for k, v in learned_weights(ckpt).items() if k in own and own[k].shape == v.shape}
     if not take:
         raise TrainError(f"--init {path}: no weight matches this codec's layers")
     codec.load_state_dict(take, strict=False)
@@ -236,7 +242,7 @@ def run_codec(lc: LoopConfig, tc: CodecTaskConfig, out: str | Path, resume: bool
     print(f"codec {tc.preset}: {cfg.channels} latent channels, {cfg.floats_per_second} floats/s")
     rows = None
     if not resume:
-        task.val = world_clips(tc.val_clips, "val", tc.seed, cfg.fps, tc.clip_seconds, mixes=("objaware",))
+        task.val = task.validation_clips()  # made once: prepare() keeps it
         rows = task.baseline_rows()
     return train(task, lc, out, resume=resume, device=device, rows=rows)
 
@@ -247,8 +253,7 @@ def export_run(run_checkpoint: str | Path, path: str | Path, val_clips: int = 8,
     measured channels have since changed in number (the fixed DSP, not the weights) still exports."""
     ckpt = checkpoint.load(run_checkpoint, (FORMAT,), "codec run", "pass a run's last.pt")
     codec = Codec(CodecConfig.from_dict(ckpt["config"]))
-    weights = {k: v for k, v in (ckpt.get("ema") or ckpt["model"]).items() if not k.startswith("latent_")}
-    codec.load_state_dict(weights, strict=False)
+    codec.load_state_dict(learned_weights(ckpt), strict=False)
     cfg = codec.cfg
     val = world_clips(val_clips, "val", seed, cfg.fps, 2.0, mixes=("objaware",)).audio
     codec.eval().calibrate(calibration_audio(val, val_clips, seed, 2.0, cfg.sr))

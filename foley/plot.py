@@ -1,7 +1,9 @@
-"""Pictures of tracks: a strip of frames with the centroids marked, position and mass over time."""
+"""Pictures: tracks (a strip of frames with the centroids marked, position and mass over time) and evaluation
+reports (per-clip metric histograms, onset timelines)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -71,3 +73,37 @@ def _draw_series(ax_x, ax_m, raw: Track, filled: Track, colour: str) -> None:
     ax_x.plot(t, np.where(raw.reliable, raw.x, np.nan), "-", color=colour, lw=2, label=label)
     ax_m.plot(t, filled.mass, "--", color=colour, lw=1)
     ax_m.plot(t, np.where(raw.reliable, raw.mass, np.nan), "-", color=colour, lw=2)
+
+
+def plot_eval(folder: str | os.PathLike, clips: list[dict], timelines: list[tuple], keys: Sequence[str]) -> list[Path]:
+    """metrics.png (a histogram per per-clip metric) and onsets.png (onset timelines of the given worst clips)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = [k for k in keys if any(isinstance(c.get(k), (int, float)) for c in clips)]
+    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(3 * max(1, len(keys)), 2.6), squeeze=False)
+    for ax, k in zip(axes[0], keys):
+        ax.hist([c[k] for c in clips if isinstance(c.get(k), (int, float))], bins=20, color="#4477aa")
+        ax.set_title(k, fontsize=9)
+    fig.tight_layout()
+    out = [folder / "metrics.png", folder / "onsets.png"]
+    with atomic_output(out[0]) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+    fig, axes = plt.subplots(max(1, len(timelines)), 1, figsize=(9, 1.1 * max(1, len(timelines)) + 0.6), squeeze=False)
+    for ax, (key, gen, ref, truth) in zip(axes[:, 0], timelines):
+        for y, times, colour, name in ((2, truth, "k", "events"), (1, ref, "#228833", "reference"), (0, gen, "#cc3311", "generated")):
+            if times is not None:
+                ax.vlines(times, y - 0.4, y + 0.4, colour, label=name)
+        ax.set_yticks([0, 1, 2], ["gen", "ref", "truth"], fontsize=7)
+        ax.set_title(key, fontsize=8)
+    axes[-1, 0].set_xlabel("seconds")
+    fig.tight_layout()
+    with atomic_output(out[1]) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+    return out

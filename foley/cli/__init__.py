@@ -1,6 +1,6 @@
 """`foley <verb>`: a thin command line over the library. User errors print one line and exit 1.
 
-Verbs on files and video live here; `world`, `codec` and `train` have a module each in this package.
+Verbs on files and video live here; `eval`, `world`, `codec` and `train` have a module each in this package.
 """
 from __future__ import annotations
 
@@ -52,17 +52,6 @@ def _cmd_track(a: argparse.Namespace) -> None:
     print(f"wrote {a.output}" + (f" and {a.plot}" if a.plot else ""))
 
 
-def _cmd_eval(a: argparse.Namespace) -> None:
-    from foley import pipeline
-
-    rep = pipeline.evaluate_file(a.audio, a.track, centre=a.centre, index=a.index)
-    if a.json:
-        print(json.dumps(rep.as_dict(), indent=2))
-    else:
-        print(pipeline.report_table({Path(a.audio).name: rep}))
-        print(f"frames: {rep.frames_in} in-frame, {rep.frames_off} off-frame, {rep.frames_silent} silent (left out)")
-
-
 def _cmd_demo(a: argparse.Namespace) -> None:
     from foley import pipeline
 
@@ -100,14 +89,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-o", "--output", required=True, help="tracks JSON (schema in foley/tracks.py)")
     t.set_defaults(func=_cmd_track, reads=("video", "track"), writes=("output", "plot"))
 
-    e = sub.add_parser("eval", help="Stereo-Score, BAS and pan error of a stereo file against a track")
-    e.add_argument("--audio", required=True, help="stereo .wav/.flac or a video with a stereo track")
-    e.add_argument("--track", required=True, help="tracks JSON/CSV")
-    e.add_argument("--index", type=int, default=0, help="which track of the file (default 0, the best)")
-    e.add_argument("--centre", type=float, default=0.05, help="half-width of the centre bin (default 0.05)")
-    e.add_argument("--json", action="store_true", help="print JSON")
-    e.set_defaults(func=_cmd_eval, reads=("audio", "track"), writes=())
-
     d = sub.add_parser("demo", help="make a clip from scratch, track it, spatialize it and score it")
     d.add_argument("--out", default="foley-demo", help="output folder (default ./foley-demo)")
     d.add_argument("--width", type=int, default=640)
@@ -115,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seconds", type=float, default=8.0)
     d.set_defaults(func=_cmd_demo, reads=(), writes=())  # writes a folder of its own
 
-    from foley.cli import codec, train, world
+    from foley.cli import codec, evaluate, train, world
 
+    evaluate.add_parsers(sub)
     world.add_parsers(sub)
     codec.add_parsers(sub)
     train.add_parsers(sub)

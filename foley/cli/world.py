@@ -53,6 +53,14 @@ def _cmd_stats(a: argparse.Namespace) -> None:
     print(json.dumps(s, indent=1) if a.json else format_stats(s))
 
 
+def _cmd_export(a: argparse.Namespace) -> None:
+    from foley.world.export import export
+
+    n = export(a.dir, a.out, a.split, a.n, tuple(a.mixes.split(",")), progress=not a.quiet)
+    print(f"{a.out} holds {n} {a.split} clips: key.mp4 (silent), key.json (ground truth), <mix>/key.flac; "
+          f"score a generator with `foley eval GENERATED --ref {a.out}/objaware --truth {a.out}`")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
     p.add_argument("--split", choices=SPLITS, default="train", help="train (default) | val | test")
@@ -87,6 +95,15 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mix", default="objaware", help="objaware (default) | dataset | mono")
     _common(p)
     p.set_defaults(func=_cmd_preview, reads=(), writes=("output",))
+
+    x = sub.add_parser("export", help="clips of a split as silent MP4s, reference FLACs and ground-truth JSONs")
+    x.add_argument("dir", help="world folder")
+    x.add_argument("--split", choices=SPLITS, default="test", help="test (default) | val | train")
+    x.add_argument("--n", type=int, help="first N clips (default: all)")
+    x.add_argument("--mixes", default="objaware,dataset,mono", help="reference mixes (default: all three)")
+    x.add_argument("--out", required=True, help="output folder (re-running skips clips already exported)")
+    x.add_argument("--quiet", action="store_true", help="no progress bar")
+    x.set_defaults(func=_cmd_export, reads=(), writes=())  # writes a folder of its own
 
     s = sub.add_parser("stats", help="class and motion histograms, Stereo-Score and BAS per mix")
     s.add_argument("dir", help="world folder")

@@ -28,6 +28,9 @@ from foley import checkpoint
 from foley.errors import FoleyError
 
 
+BATCH_STATS = ("running_mean", "running_var", "num_batches_tracked")
+
+
 class TrainError(FoleyError):
     """A training request or run folder is invalid."""
 
@@ -174,6 +177,9 @@ def train_step(run: Run, task: Task, batch: Any, lc: LoopConfig, device: torch.d
     with torch.no_grad():
         for pe, p in zip(run.ema.parameters(), run.raw.parameters()):
             pe.lerp_(p.detach(), 1 - decay)
+        for (name, be), b in zip(run.ema.named_buffers(), run.raw.buffers()):
+            if name.rsplit(".", 1)[-1] in BATCH_STATS:  # batch-norm statistics follow the raw model
+                be.copy_(b)
     run.step += 1
     return {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in parts.items()}
 

@@ -23,4 +23,5 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     for name, (module, text) in MODELS.items():
         p = tsub.add_parser(name, help=text)
         importlib.import_module(module).add_arguments(p)
-        p.set_defaults(func=_cmd_train, reads=("init",), writes=())  # writes into its run folder
+        reads = tuple(d for d in ("init",) if any(a.dest == d for a in p._actions))
+        p.set_defaults(func=_cmd_train, reads=reads, writes=())  # writes into its run folder

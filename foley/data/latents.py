@@ -1,0 +1,163 @@
+"""Latent and feature caches for the generators, built once with the frozen codec (and reused by every run).
+
+A cache is one torch file (written atomically) holding, per clip: the codec latents of each stereo mix
+(C, T), the frames at S x S (T, 3, S, S) uint8 at the codec's frame rate (one per latent frame), the log-mel
+of the mono downmix (for the joint embedding's audio side), the caption, and the ground truth kept for
+evaluation (classes, event times, track x per object). Sources: the Procedural Foley world generated from
+(seed, split, index), or a folder / CSV of the user's own videos with audio (`video_clips`).
+
+    cache = build_cache(world_clips(800, "train", 0), codec, "runs/dit/cache-train.pt")
+"""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from foley.errors import FoleyError
+
+
+@dataclass
+class SourceClip:
+    """One clip from a source, before encoding."""
+
+    key: str
+    frames: np.ndarray  # (K, H, W, 3) uint8 at the codec's fps
+    mixes: dict[str, np.ndarray]  # name -> (2, N) float32 at 48 kHz
+    caption: str = ""
+    classes: list[str] = field(default_factory=list)
+    events: list[float] = field(default_factory=list)
+    track_x: np.ndarray | None = None  # (O, K) ground-truth x per object
+
+
+@dataclass
+class Cache:
+    """Clips as stacked tensors (all clips of one cache have one length)."""
+
+    latents: dict[str, torch.Tensor]  # mix -> (P, C, T) float16
+    frames: torch.Tensor  # (P, T, 3, S, S) uint8
+    mel: torch.Tensor  # (P, M, Tm) float16
+    keys: list[str]
+    captions: list[str]
+    classes: list[list[str]]
+    events: list[list[float]]
+    track_x: list[list[list[float]]]
+    codec_hash: str
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def world_clips(n: int, split: str, seed: int, seconds: float = 4.0, fps: int = 25, size: int = 96) -> Iterator[SourceClip]:
+    """Clips of the Procedural Foley world, made from (seed, split, index) at size x size pixels."""
+    from foley.world import PRESETS as WORLD, render, sample_scene, synthesize
+
+    cfg = replace(WORLD["tiny"], seconds=seconds, fps=fps, width=size, height=size)
+    for i in range(n):
+        scene = sample_scene(cfg, seed, split, i)
+        r = render(scene)
+        sound = synthesize(scene, r)
+        yield SourceClip(scene.key, r.frames, {m: sound.mixes[m] for m in ("objaware", "dataset")},
+                         "; ".join(scene.captions), [o.cls for o in scene.objects],
+                         sorted(float(t) for e in sound.events for t in e if 0 <= t < seconds),
+                         np.stack([t.x for t in r.tracks]))
+
+
+def video_clips(source: str | os.PathLike, seconds: float, fps: int) -> Iterator[SourceClip]:
+    """The user's own videos with audio: a folder of videos, or a CSV with columns video[, caption].
+
+    Each video gives the clips of `seconds` it holds (a shorter remainder is dropped); its audio is the
+    one stereo mix ("objaware" and "dataset" alike: a real recording is both).
+    """
+    from foley import io
+
+    src = Path(source)
+    if src.is_file() and src.suffix.lower() == ".csv":
+        with open(src, newline="") as f:
+            rows = [(src.parent / r["video"], r.get("caption", "") or "") for r in csv.DictReader(f)]
+    elif src.is_dir():
+        rows = [(p, "") for p in sorted(src.iterdir()) if p.suffix.lower() in (".mp4", ".mov", ".mkv", ".webm", ".avi")]
+    else:
+        raise FoleyError(f"{source}: give a folder of videos or a CSV with a `video` column")
+    k = int(round(seconds * fps))
+    for path, caption in rows:
+        if not io.probe(path).has_audio:
+            raise FoleyError(f"{path}: no audio stream to learn from")
+        frames = np.stack(list(io.iter_frames(path, fps=fps, size=(96, 96))))
+        audio = io.read_audio(path, sr=48000, channels=2)
+        n = int(round(seconds * 48000))
+        for c in range(min(len(frames) // k, audio.shape[1] // n)):
+            a = audio[:, c * n:(c + 1) * n]
+            yield SourceClip(f"{path.stem}-{c:04d}", frames[c * k:(c + 1) * k], {"objaware": a, "dataset": a}, caption)
+
+
+def build_cache(clips: Iterator[SourceClip], codec, path: str | os.PathLike, size: int = 32,  # noqa: ANN001
+                total: int | None = None, batch: int = 8) -> Cache:
+    """Encode every clip with the frozen codec and write the cache atomically; returns it."""
+    from tqdm import tqdm
+
+    from foley.files import atomic_output
+    from foley.models.clap import ClapConfig, LogMel
+    from foley.models.video import resize_frames
+
+    mel = LogMel(ClapConfig())
+    parts: dict[str, list] = {"frames": [], "mel": [], "keys": [], "captions": [], "classes": [], "events": [],
+                              "track_x": []}
+    lat: dict[str, list] = {}
+    pending: list[SourceClip] = []
+
+    def flush() -> None:
+        with torch.no_grad():
+            for m in pending[0].mixes:
+                x = torch.from_numpy(np.stack([c.mixes[m] for c in pending])).float()
+                lat.setdefault(m, []).append(codec.encode(x).half())
+            mono = torch.from_numpy(np.stack([c.mixes["objaware"].mean(0) for c in pending])).float()
+            parts["mel"].append(mel(mono).half())
+            fr = torch.from_numpy(np.stack([c.frames for c in pending])).permute(0, 1, 4, 2, 3)  # (B, K, 3, H, W)
+            parts["frames"].append(resize_frames(fr, size))
+        for c in pending:
+            parts["keys"].append(c.key)
+            parts["captions"].append(c.caption)
+            parts["classes"].append(c.classes)
+            parts["events"].append(c.events)
+            parts["track_x"].append([] if c.track_x is None else np.round(c.track_x, 4).tolist())
+        pending.clear()
+
+    for clip in tqdm(clips, total=total, desc="encode clips"):
+        pending.append(clip)
+        if len(pending) == batch:
+            flush()
+    if pending:
+        flush()
+    if not parts["keys"]:
+        raise FoleyError("no clips to cache")
+    t = min(z.shape[-1] for z in lat["objaware"])
+    cache = Cache({m: torch.cat(v)[..., :t] for m, v in lat.items()}, torch.cat(parts["frames"])[:, :t],
+                  torch.cat(parts["mel"]), parts["keys"], parts["captions"], parts["classes"], parts["events"],
+                  parts["track_x"], codec_hash(codec))
+    with atomic_output(path) as tmp:
+        torch.save(asdict(cache), tmp)
+    return cache
+
+
+def load_cache(path: str | os.PathLike, codec=None) -> Cache:  # noqa: ANN001
+    """A cache; refuses one made with another codec than `codec` (when given)."""
+    try:
+        cache = Cache(**torch.load(path, weights_only=True))
+    except Exception as e:  # a damaged or foreign file
+        raise FoleyError(f"{path}: not a readable latent cache ({type(e).__name__}); delete it to rebuild") from None
+    if codec is not None and cache.codec_hash != codec_hash(codec):
+        raise FoleyError(f"{path} was encoded with another codec; delete it to rebuild")
+    return cache
+
+
+def codec_hash(codec) -> str:  # noqa: ANN001
+    """The hash of a codec's weights (what a generator's checkpoint records)."""
+    from foley.checkpoint import state_hash
+
+    return state_hash(codec.state_dict())

@@ -1,0 +1,35 @@
+"""The cosine schedule and the v-objective (Salimans & Ho 2022), the StereoFoley DiT's training target (§2.1).
+
+x_t = alpha(t) x0 + sigma(t) eps with alpha = cos(pi t / 2), sigma = sin(pi t / 2), t in [0, 1];
+v = alpha eps - sigma x0, so x0 = alpha x_t - sigma v and eps = sigma x_t + alpha v.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def alpha_sigma(t: Tensor) -> tuple[Tensor, Tensor]:
+    """(B,) times -> (B, 1, 1) alpha and sigma."""
+    a = torch.cos(0.5 * math.pi * t)[:, None, None]
+    s = torch.sin(0.5 * math.pi * t)[:, None, None]
+    return a, s
+
+
+def v_target(x0: Tensor, eps: Tensor, t: Tensor) -> Tensor:
+    a, s = alpha_sigma(t)
+    return a * eps - s * x0
+
+
+def x0_from_v(x_t: Tensor, v: Tensor, t: Tensor) -> Tensor:
+    a, s = alpha_sigma(t)
+    return a * x_t - s * v
+
+
+def v_loss(fn, x0: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:  # noqa: ANN001
+    """Mean squared v error of denoiser `fn(x_t, t)` at times t (B,), on clean latents x0 (B, C, T)."""
+    eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    a, s = alpha_sigma(t)
+    return (fn(a * x0 + s * eps, t) - v_target(x0, eps, t)).pow(2).mean()

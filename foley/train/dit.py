@@ -1,0 +1,267 @@
+"""`foley train dit`: the StereoFoley DiT's task on the shared loop (foley.train.loop).
+
+    foley train dit --stage base --out runs/dit-base                                 # on the dataset mix
+    foley train dit --stage obj --init runs/dit-base/dit.pt --out runs/dit-obj      # fine-tune on objaware
+    foley train dit --videos my_clips/ --out runs/dit-mine                           # a user's own videos
+
+Data: a latent cache (foley.data.latents) built once with the frozen default codec: world clips generated
+from (seed, split, index), or the user's videos. Each step: random clips, a random time t, the v-objective
+(foley.diffusion); conditioning alternates the caption's and the mix's joint embeddings (p = 0.5), the
+embedding alone is dropped with p = 0.1 and video + embedding together with p = 0.1 (for CFG). Validation
+samples held-out clips (DDIM, CFG), decodes them and scores onsets against the true events and pan
+against the true tracks, beside the v-loss.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from foley import checkpoint
+from foley.data.latents import Cache, build_cache, codec_hash, load_cache, video_clips, world_clips
+from foley.diffusion import SAMPLERS, cfg as guided, v_loss
+from foley.models.dit import FORMAT, PRESETS, DiT, DiTConfig, save_dit
+from foley.train.loop import LoopConfig, TrainError, resume_configs, train, with_steps
+
+Stage = Literal["base", "obj"]
+MIX = {"base": "dataset", "obj": "objaware"}
+
+
+@dataclass(frozen=True)
+class DitTaskConfig:
+    """What decides a DiT run besides the loop; saved in every run checkpoint."""
+
+    preset: str = "tiny"
+    stage: Stage = "base"
+    clips: int = 1500  # world train clips in the cache
+    val_clips: int = 48
+    videos: str = ""  # a folder or CSV of the user's videos instead of the world
+    p_text: float = 0.5
+    p_drop_cond: float = 0.1
+    p_drop_all: float = 0.1
+    val_samples: int = 8
+    val_steps: int = 25
+    val_cfg: float = 3.0
+    init: str = ""  # warm start (obj from base)
+    clap: str = ""  # joint embedding checkpoint (default: the shipped one)
+    cache_dir: str = "runs/dit"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise TrainError(f"unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}")
+        if self.stage not in MIX:
+            raise TrainError(f"stage must be base or obj, got {self.stage!r}")
+        if self.clips < 2 or self.val_clips < 1 or not 0 <= self.p_text <= 1:
+            raise TrainError("clips must be >= 2, val-clips >= 1, p-text in [0, 1]")
+
+    @property
+    def mix(self) -> str:
+        return MIX[self.stage]
+
+
+def ensure_cache(tc: DitTaskConfig, codec, split: str, n: int) -> Cache:  # noqa: ANN001
+    """The cache of a split, built on first use (world clips, or the user's videos for train and val)."""
+    folder = Path(tc.cache_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    if tc.videos:
+        path = folder / f"cache-videos-{Path(tc.videos).stem}.pt"
+        if not path.is_file():
+            build_cache(video_clips(tc.videos, 4.0, codec.cfg.fps), codec, path)
+        cache = load_cache(path, codec)
+        cut = max(1, len(cache) // 10)  # the last tenth validates
+        return _subset(cache, range(len(cache) - cut, len(cache)) if split == "val" else range(len(cache) - cut))
+    path = folder / f"cache-{split}-{n}.pt"
+    if not path.is_file():
+        build_cache(world_clips(n, split, tc.seed, fps=codec.cfg.fps), codec, path, total=n)
+    return load_cache(path, codec)
+
+
+def _subset(c: Cache, idx: range) -> Cache:
+    i = list(idx)
+    pick = lambda xs: [xs[j] for j in i]  # noqa: E731
+    return Cache({m: z[i] for m, z in c.latents.items()}, c.frames[i], c.mel[i], pick(c.keys), pick(c.captions),
+                 pick(c.classes), pick(c.events), pick(c.track_x), c.codec_hash)
+
+
+@torch.no_grad()
+def embeddings(cache: Cache, clap) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+    """(text, audio) joint embeddings (P, D) of a cache's captions and mixes."""
+    text = torch.cat([clap.embed_text(cache.captions[a:a + 64]) for a in range(0, len(cache), 64)])
+    audio = torch.cat([torch.nn.functional.normalize(clap.audio_proj(clap.audio(cache.mel[a:a + 64].float())), dim=-1)
+                       for a in range(0, len(cache), 64)])
+    return text, audio
+
+
+@dataclass
+class DitBatch:
+    x0: torch.Tensor  # (B, C, T)
+    frames: torch.Tensor  # (B, T, 3, S, S) uint8
+    cond: torch.Tensor  # (B, D)
+    drop: torch.Tensor  # (B,) bool
+    cond_drop: torch.Tensor  # (B,) bool
+    t: torch.Tensor  # (B,)
+    generator: torch.Generator
+
+
+class DitTask:
+    """The DiT on the shared loop."""
+
+    name, fmt = "dit", FORMAT
+    csv_fields = ("total", "val_loss", "val_onset_f1", "val_pan_agree", "val_onset_f1_ref", "val_pan_agree_ref")
+
+    def __init__(self, tc: DitTaskConfig, cfg: DiTConfig | None = None) -> None:
+        from foley.models.clap import load_clap
+        from foley.models.codec import load_codec
+
+        self.tc, self.cfg = tc, cfg or PRESETS[tc.preset]
+        self.codec = load_codec().eval()
+        self.clap = load_clap(tc.clap or None)
+        self.train_cache: Cache | None = None
+        self.val_cache: Cache | None = None
+
+    def config(self) -> DitTaskConfig:
+        return self.tc
+
+    def model_config(self) -> DiTConfig:
+        return self.cfg
+
+    def build(self, device: torch.device) -> DiT:
+        model = DiT(self.cfg, self.codec.cfg.channels).to(device)
+        if self.tc.init:
+            ckpt = checkpoint.load(self.tc.init, (FORMAT,), "DiT", "pass a dit.pt to fine-tune")
+            model.load_state_dict(ckpt["model"])
+            print(f"warm start from {self.tc.init}")
+        return model
+
+    def prepare(self, device: torch.device, rank: int) -> None:
+        self.device = device
+        if self.train_cache is None:
+            self.train_cache = ensure_cache(self.tc, self.codec, "train", self.tc.clips)
+            self.val_cache = ensure_cache(self.tc, self.codec, "val", self.tc.val_clips)
+        self.text, self.audio = embeddings(self.train_cache, self.clap)
+        self.val_text, _ = embeddings(self.val_cache, self.clap)
+
+    def batch(self, step: int, rank: int, n: int, device: torch.device) -> DitBatch:
+        rng = np.random.default_rng([self.tc.seed, step, rank, 11])
+        idx = rng.choice(len(self.train_cache), size=n, replace=len(self.train_cache) < n)
+        use_text = torch.from_numpy(rng.random(n) < self.tc.p_text)[:, None]
+        cond = torch.where(use_text, self.text[idx], self.audio[idx])
+        gen = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
+        return DitBatch(self.train_cache.latents[self.tc.mix][idx].float().to(device),
+                        self.train_cache.frames[idx].to(device), cond.to(device),
+                        torch.from_numpy(rng.random(n) < self.tc.p_drop_all).to(device),
+                        torch.from_numpy(rng.random(n) < self.tc.p_drop_cond).to(device),
+                        torch.from_numpy(rng.random(n)).float().to(device), gen)
+
+    def loss(self, model: Any, raw: DiT, b: DitBatch, step: int) -> tuple[dict, None]:
+        model.train()
+        fn = lambda x, t: model(x, t, b.frames, b.cond, b.drop, b.cond_drop)  # noqa: E731
+        return {"total": v_loss(fn, b.x0, b.t, b.generator)}, None
+
+    def aux(self, device: torch.device, world: int, local: int) -> dict:
+        return {}
+
+    def aux_step(self, aux: dict, batch: Any, out: Any, step: int) -> dict:
+        return {}
+
+    @torch.no_grad()
+    def validate(self, ema: DiT, step: int, out: Path) -> dict:
+        c = self.val_cache
+        n = min(self.tc.val_samples, len(c))
+        x0 = c.latents[self.tc.mix][:n].float()
+        gen = torch.Generator().manual_seed(self.tc.seed)
+        t = torch.linspace(0.1, 0.9, n)
+        no = torch.zeros(n, dtype=torch.bool)
+        loss = v_loss(lambda x, tt: ema(x, tt, c.frames[:n], self.val_text[:n], no), x0, t, gen)
+        fn = guided(lambda x, tt, drop: ema(x, tt, torch.cat([c.frames[:n]] * (len(x) // n)),
+                                            torch.cat([self.val_text[:n]] * (len(x) // n)), drop), self.tc.val_cfg)
+        z = SAMPLERS["ddim"](fn, torch.randn(x0.shape, generator=gen), self.tc.val_steps)
+        gen_audio = self.codec.decode(z).numpy()
+        ref_audio = self.codec.decode(x0).numpy()
+        g, r = clip_scores(gen_audio, c, self.codec.cfg.fps), clip_scores(ref_audio, c, self.codec.cfg.fps)
+        return {"val_loss": float(loss), "val_onset_f1": g[0], "val_pan_agree": g[1],
+                "val_onset_f1_ref": r[0], "val_pan_agree_ref": r[1]}
+
+    def before_save(self, ema: DiT) -> None:
+        return None
+
+    def export(self, ema: DiT, path: Path, **meta: Any) -> None:
+        save_dit(path, ema, codec_hash(self.codec), stage=self.tc.stage, **meta)
+
+
+def clip_scores(audio: np.ndarray, cache: Cache, fps: float) -> tuple[float, float]:
+    """(onset F1 against the true events, BAS against the first object's track) averaged over clips."""
+    from foley.metrics.stereo import evaluate
+    from foley.metrics.sync import match, onsets
+    from foley.tracks import Track
+
+    f1, bas = [], []
+    for i, a in enumerate(audio):
+        f1.append(match(onsets(a, 48000), np.asarray(cache.events[i])).f1)
+        if cache.track_x[i]:
+            x = np.asarray(cache.track_x[i][0])
+            tr = Track(fps=fps, x=x, y=np.zeros_like(x), mass=np.ones_like(x), reliable=np.ones(len(x), bool))
+            b = evaluate(a, 48000, tr).bas
+            if b == b:
+                bas.append(b)
+    return float(np.mean(f1)), float(np.mean(bas)) if bas else float("nan")
+
+
+def run_dit(lc: LoopConfig, tc: DitTaskConfig, out: str | Path, resume: bool = False, device: str | None = None) -> Path:
+    """Train (or resume) a DiT into `out`; returns out/dit.pt."""
+    cfg = None
+    if resume and (Path(out) / "last.pt").exists():
+        lc_d, tc_d, cfg_d = resume_configs(out, FORMAT)
+        lc, tc, cfg = with_steps(lc_d, lc.steps), replace(DitTaskConfig(**tc_d), init=""), DiTConfig(**cfg_d)
+    return train(DitTask(tc, cfg), lc, out, resume=resume, device=device)
+
+
+# ---------------------------------------------------------------------- command line
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stage", default="base", choices=("base", "obj"), help="base: dataset mix; obj: objaware mix")
+    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    p.add_argument("--out", default="runs/dit-base", help="run folder: last.pt, dit.pt, log.csv")
+    p.add_argument("--init", default="", help="warm start from a DiT checkpoint (obj from base)")
+    p.add_argument("--videos", default="", help="train on a folder or CSV of your own videos with audio")
+    p.add_argument("--clips", type=int, default=DitTaskConfig.clips, help="world train clips in the cache")
+    p.add_argument("--val-clips", type=int, default=DitTaskConfig.val_clips, help="world val clips (validation)")
+    p.add_argument("--clap", default="", help="joint embedding checkpoint (default: the shipped one)")
+    p.add_argument("--cache-dir", default=DitTaskConfig.cache_dir, help="where latent caches are kept")
+    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--threads", type=int, default=2, help="CPU threads per process")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-every", type=int, default=50)
+    p.add_argument("--val-every", type=int, default=500)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from out/last.pt")
+
+
+def run_from_args(a: argparse.Namespace) -> Path:
+    lc = LoopConfig(steps=a.steps, batch=a.batch, lr=a.lr, threads=a.threads, seed=a.seed, save_every=a.save_every,
+                    val_every=a.val_every, warmup=200, weight_decay=0.01, ema=0.999)
+    tc = DitTaskConfig(preset=a.preset, stage=a.stage, clips=a.clips, val_clips=a.val_clips, videos=a.videos, init=a.init,
+                       clap=a.clap, cache_dir=a.cache_dir, seed=a.seed)
+    return run_dit(lc, tc, a.out, a.resume, a.device)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from foley.errors import FoleyError
+
+    p = argparse.ArgumentParser(prog="python -m foley.train.dit", description=__doc__.splitlines()[0])
+    add_arguments(p)
+    try:
+        print(run_from_args(p.parse_args(argv)))
+    except FoleyError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from foley.errors import FoleyError
-from foley.files import refuse_overwriting
+from foley.files import check_outputs, refuse_overwriting
 
 EPILOG = "Docs and examples: README.md. Every verb has --help."
 
@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-objects", type=int, default=3, help="motion tracker: most objects followed (default 3)")
     s.add_argument("--save-track", metavar="JSON", help="also write the track that was followed")
     s.add_argument("-o", "--output", required=True, help="output .mp4/.mov/.mkv (video copied) or .wav/.flac")
-    s.set_defaults(func=_cmd_spatialize, reads=("video", "audio", "ambience", "track"), writes=("output", "save_track"))
+    s.set_defaults(func=_cmd_spatialize, reads=("video", "audio", "ambience", "track"), writes=("output", "save_track"),
+                   suffixes={"save_track": (".json",)})
 
     t = sub.add_parser("track", help="find the moving objects of a video and write their tracks")
     t.add_argument("video")
@@ -87,17 +88,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-audio", action="store_true", help="do not rank tracks by the video's audio")
     t.add_argument("--plot", metavar="PNG", help="picture of the tracks: frames with centroids, x and mass over time")
     t.add_argument("-o", "--output", required=True, help="tracks JSON (schema in foley/tracks.py)")
-    t.set_defaults(func=_cmd_track, reads=("video", "track"), writes=("output", "plot"))
+    t.set_defaults(func=_cmd_track, reads=("video", "track"), writes=("output", "plot"),
+                   suffixes={"plot": (".png",)})
 
     d = sub.add_parser("demo", help="make a clip from scratch, track it, spatialize it and score it")
     d.add_argument("--out", default="foley-demo", help="output folder (default ./foley-demo)")
     d.add_argument("--width", type=int, default=640)
     d.add_argument("--height", type=int, default=360)
     d.add_argument("--seconds", type=float, default=8.0)
-    d.set_defaults(func=_cmd_demo, reads=(), writes=())  # writes a folder of its own
+    d.set_defaults(func=_cmd_demo, reads=(), writes=(), folders=("out",))
 
-    from foley.cli import codec, evaluate, train, world
+    from foley.cli import codec, evaluate, generate, train, world
 
+    generate.add_parsers(sub)
     evaluate.add_parsers(sub)
     world.add_parsers(sub)
     codec.add_parsers(sub)
@@ -113,14 +116,26 @@ def _terminate(signum, frame) -> None:
     raise Terminated
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    """Before any work: no output replaces an input, and every output file or folder can be written.
+
+    Each verb declares its paths with set_defaults: `reads` and `writes` (files), `folders` (output
+    folders it fills) and `suffixes` ({option: allowed extensions}, for outputs of one fixed format).
+    """
+    def given(names) -> dict:
+        return {k: getattr(args, k, None) for k in names}
+
+    refuse_overwriting(given(args.reads), given(args.writes))
+    check_outputs(given(args.writes), given(getattr(args, "folders", ())), getattr(args, "suffixes", None))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="foley: %(levelname)s: %(message)s")
     try:
-        refuse_overwriting({k: getattr(args, k, None) for k in args.reads},
-                           {k: getattr(args, k, None) for k in args.writes})
+        _check_paths(args)
         args.func(args)
     except FoleyError as e:
         print(f"foley: error: {e}", file=sys.stderr)

@@ -3,16 +3,27 @@
     name, fn = load_embedder("panns=/data/Cnn14_mAP=0.431.pth", mono_type="mean")
     fn(mono_48k)  # (D,) features of one clip
 
-Supported: PANNs Cnn14 (Kong et al. 2020; the official `{"model": state_dict}` files, 32 kHz, features =
-the 2048-d `fc1` output) and VGGish (Hershey et al. 2017; the torchvggish port's state dict, 16 kHz,
-features = the mean of its 128-d per-0.96 s embeddings, before PCA). Preprocessing follows av-benchmark:
-downmix by `mono_type` (done by the caller), resample to the model's rate. Layer widths are read from the
-weights, so a small randomly initialised instance loads exactly as the real one does (tests use those).
-Nothing is downloaded: a user points at weights they have.
+Supported:
+- `panns`: PANNs Cnn14 (Kong et al. 2020; the official `{"model": state_dict}` files, 32 kHz, features = the
+  2048-d `fc1` output);
+- `vggish`: VGGish (Hershey et al. 2017; the torchvggish port's state dict, 16 kHz, features = the mean of its
+  128-d per-0.96 s embeddings, before PCA);
+- `passt`: PaSST (Koutini et al. 2021; hear21passt's `passt_s_swa_p16_128_ap476` release file, 32 kHz, features
+  = the 768-d mean of the cls and dist token outputs, averaged over 10 s windows for longer clips);
+  see foley.models.ext_passt;
+- `openl3`: OpenL3 (Cramer et al. 2019; torchopenl3's `torchopenl3_mel128_{env,music}_512.pth.tar`, 48 kHz, 1 s
+  windows every 0.1 s, features = the mean 512-d window embedding); see foley.models.ext_openl3;
+- `laion_clap`: LAION-CLAP's audio branch (Wu et al. 2023; `630k-audioset-best.pt`-style files, HTSAT + audio
+  projection, 48 kHz, features = the 512-d unit-norm projected embedding); see foley.models.ext_laion.
+Preprocessing follows av-benchmark: downmix by `mono_type` (done by the caller), resample to the model's rate.
+Layer widths are read from the weights, so a small randomly initialised instance loads exactly as the real one
+does (tests use those). Nothing is downloaded: a user points at weights they have.
 """
 from __future__ import annotations
 
+import importlib
 import math
+import pickle
 from pathlib import Path
 from typing import Callable
 
@@ -165,8 +176,32 @@ def _vggish_from(state: dict) -> VGGish:
 
 # ---------------------------------------------------------------------- loading
 
-BUILDERS: dict[str, Callable[[dict], nn.Module]] = {"panns": _cnn14_from, "vggish": _vggish_from}
-NOT_YET = ("passt", "openl3", "laion_clap")
+def load_exact(model: nn.Module, state: dict, what: str) -> nn.Module:
+    """Load `state` into `model` only if every key matches both ways with equal shapes, else a clear EmbedderError."""
+    own = model.state_dict()
+    missing = sorted(k for k in set(own) - set(state) if not k.endswith("num_batches_tracked"))
+    extra = sorted(set(state) - set(own))
+    shapes = [f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}" for k in own
+              if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or extra or shapes:
+        parts = [f"{label} {items[:3]}{'...' if len(items) > 3 else ''}" for label, items in
+                 (("missing", missing), ("unexpected", extra), ("wrong shapes", shapes)) if items]
+        raise EmbedderError(f"not a {what} state dict: " + "; ".join(parts))
+    model.load_state_dict(state, strict=False)  # keys checked above; a missing num_batches_tracked stays 0
+    return model
+
+
+def _ext(module: str) -> Callable[[dict], nn.Module]:
+    """The `from_state` builder of foley.models.<module>, imported on first use (those modules import this one)."""
+    def build(state: dict) -> nn.Module:
+        return importlib.import_module(f"foley.models.{module}").from_state(state)
+    return build
+
+
+BUILDERS: dict[str, Callable[[dict], nn.Module]] = {
+    "panns": _cnn14_from, "vggish": _vggish_from,
+    "passt": _ext("ext_passt"), "openl3": _ext("ext_openl3"), "laion_clap": _ext("ext_laion")}
+NOT_YET: tuple[str, ...] = ()
 
 
 def load_embedder(spec: str, mono_type: str = "mean") -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
@@ -181,6 +216,9 @@ def load_embedder(spec: str, mono_type: str = "mean") -> tuple[str, Callable[[np
         raise EmbedderError(f"{name} weights {path!r} not found")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise EmbedderError(f"{path}: not a readable weight file (UnpicklingError: it holds more than tensors; if "
+                            "you trust it, re-save its state dict with torch.save and point at that)") from None
     except Exception as e:  # torch raises many kinds on a damaged file
         raise EmbedderError(f"{path}: not a readable weight file ({type(e).__name__})") from None
     state = state.get("model", state) if isinstance(state, dict) else state

@@ -56,7 +56,7 @@ def test_bad_embedder_requests_are_clear_errors(tmp_path):
     for spec, words in ((f"panns={tmp_path / 'junk.pth'}", "not a readable"),
                         (f"vggish={tmp_path / 'wrong.pth'}", "VGGish"),
                         (f"panns={tmp_path / 'wrong.pth'}", "panns"),
-                        ("passt=x.pt", "not supported yet"), ("nope=x", "NAME=WEIGHTS"),
+                        ("nope=x", "NAME=WEIGHTS"),
                         (f"panns={tmp_path / 'missing.pth'}", "not found")):
         with pytest.raises(EmbedderError, match=words):
             load_embedder(spec)

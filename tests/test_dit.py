@@ -1,0 +1,84 @@
+"""The DiT: conditioning paths, learning a video-dependent latent, checkpoints tied to their codec, `foley generate`."""
+import numpy as np
+import pytest
+import torch
+
+from foley.diffusion import SAMPLERS, cfg, v_loss
+from foley.models.dit import DiT, DiTConfig, PRESETS, load_dit, save_dit
+
+TINY = DiTConfig(width=32, depth=2, heads=2, cond_dim=8, frame_size=32)
+
+
+def squares(b, t, gen):
+    """(B, T, 3, 32, 32) frames of a white square moving at random, and its x in [-1, 1] per frame (B, T)."""
+    x = torch.cumsum(torch.randn(b, t, generator=gen) * 0.25, dim=1).clamp(-1, 1)
+    frames = torch.zeros(b, t, 3, 32, 32, dtype=torch.uint8)
+    cols = ((x + 1) / 2 * 24).round().long()
+    for i in range(b):
+        for k in range(t):
+            frames[i, k, :, 12:20, cols[i, k]:cols[i, k] + 8] = 255
+    return frames, x
+
+
+def test_dropping_removes_the_dependence_on_video_and_embedding():
+    torch.manual_seed(0)
+    m = DiT(TINY, 4)
+    for p in m.parameters():  # leave the zero-initialised state, so every path reaches the output
+        torch.nn.init.normal_(p, std=0.05)
+    x, t = torch.randn(2, 4, 6), torch.rand(2)
+    gen = torch.Generator().manual_seed(0)
+    f1, _ = squares(2, 6, gen)
+    f2, _ = squares(2, 6, gen)
+    c1, c2 = torch.randn(2, 8), torch.randn(2, 8)
+    yes, no = torch.ones(2, dtype=torch.bool), torch.zeros(2, dtype=torch.bool)
+    assert not torch.allclose(m(x, t, f1, c1, no), m(x, t, f2, c1, no))
+    assert not torch.allclose(m(x, t, f1, c1, no), m(x, t, f1, c2, no))
+    assert torch.allclose(m(x, t, f1, c1, yes), m(x, t, f2, c2, yes))
+    assert torch.allclose(m(x, t, f1, c1, no, yes), m(x, t, f1, c2, no, yes))
+    assert torch.allclose(m(x, t, f1, None, no), m(x, t, f1, c2, no, yes))
+
+
+@pytest.mark.parametrize("mode", ["add", "concat", "cross"])
+def test_every_video_mode_and_preset_builds(mode):
+    m = DiT(DiTConfig(width=32, depth=1, heads=2, cond_dim=8, video_mode=mode), 4)
+    out = m(torch.randn(1, 4, 5), torch.rand(1), torch.zeros(1, 5, 3, 32, 32, dtype=torch.uint8), torch.randn(1, 8),
+            torch.zeros(1, dtype=torch.bool))
+    assert out.shape == (1, 4, 5)
+    assert set(PRESETS) >= {"tiny", "small", "paper"} and PRESETS["paper"].depth == 24 and PRESETS["paper"].width == 1536
+
+
+def test_the_dit_learns_a_latent_that_follows_the_video():
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    m = DiT(TINY, 2)
+    opt = torch.optim.AdamW(m.parameters(), lr=2e-3)
+    no = torch.zeros(16, dtype=torch.bool)
+    losses = []
+    for step in range(250):
+        frames, x = squares(16, 12, gen)
+        x0 = torch.stack([x, -x], dim=1)  # (B, 2, T): the latent is the square's position
+        loss = v_loss(lambda xt, t: m(xt, t, frames, None, no), x0, torch.rand(16, generator=gen), gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:20])
+    m.eval()
+    frames, x = squares(32, 12, gen)
+    fn = cfg(lambda xt, t, drop: m(xt, t, torch.cat([frames] * (len(xt) // 32)), None, drop), 1.0)
+    out = SAMPLERS["ddim"](fn, torch.randn(32, 2, 12, generator=gen), 20)
+    corr = np.corrcoef(out[:, 0].flatten().numpy(), x.flatten().numpy())[0, 1]
+    chance = np.corrcoef(out[:, 0].flatten().numpy(), x.roll(1, 0).flatten().numpy())[0, 1]  # other clips' videos
+    assert corr > 0.8 and abs(chance) < 0.4
+
+
+def test_a_checkpoint_refuses_another_codec(tmp_path):
+    from foley.checkpoint import CheckpointError
+    from foley.models.codec import load_codec
+
+    codec = load_codec()
+    m = DiT(TINY, codec.cfg.channels)
+    save_dit(tmp_path / "d.pt", m, codec_hash="0" * 64)
+    with pytest.raises(CheckpointError, match="another codec"):
+        load_dit(tmp_path / "d.pt", codec)
+    assert load_dit(tmp_path / "d.pt")[0].channels == codec.cfg.channels

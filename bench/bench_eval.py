@@ -26,8 +26,8 @@ from foley.evaluate import evaluate, find_pairs  # noqa: E402
 from foley.models.clap import load_clap  # noqa: E402
 
 SR = 48000
-COLUMNS = ("fd", "mmd", "kl", "is", "clap", "sync_f1", "sync_offset_ms", "onset_f1", "stereo_score", "bas_in",
-           "bas_off", "bas_all")
+COLUMNS = ("fd", "mmd", "kl", "is", "clap", "class_acc", "sync_f1", "sync_offset_ms", "onset_f1", "stereo_score",
+           "bas_in", "bas_off", "bas_all", "bas_single")
 
 
 def ensure_clips(folder: Path, n: int, seed: int) -> Path:

@@ -23,8 +23,8 @@ from foley.errors import FoleyError
 
 SR = 48000
 AUDIO_EXT = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".mp4", ".mov", ".mkv", ".webm")
-SUMMARY_KEYS = ("fd", "mmd", "kl", "is", "clap", "sync_f1", "sync_precision", "sync_recall", "sync_offset_ms",
-                "onset_f1", "stereo_score", "bas_in", "bas_off", "bas_all")
+SUMMARY_KEYS = ("fd", "mmd", "kl", "is", "clap", "class_acc", "sync_f1", "sync_precision", "sync_recall",
+                "sync_offset_ms", "onset_f1", "stereo_score", "bas_in", "bas_off", "bas_all", "bas_single")
 MonoType = Literal["mean", "left", "right", "side"]
 
 
@@ -125,6 +125,7 @@ class Truth:
     caption: str | None
     events: np.ndarray  # every object's event times, seconds
     tracks: list  # foley.tracks.Track per object
+    classes: list[str]
 
 
 def read_truth(path: Path) -> Truth:
@@ -143,7 +144,8 @@ def read_truth(path: Path) -> Truth:
     except (OSError, ValueError, KeyError, TypeError, AttributeError, FoleyError) as e:
         raise EvalError(f"{path}: not a readable ground-truth JSON ({type(e).__name__}: {e})") from None
     seconds = float(doc.get("seconds", math.inf))
-    return Truth(caption, np.sort(events[(events >= 0) & (events < seconds)]), tracks)
+    classes = [str(o.get("class")) for o in objects if isinstance(o, dict)]
+    return Truth(caption, np.sort(events[(events >= 0) & (events < seconds)]), tracks, classes)
 
 
 def mono(x: np.ndarray, how: MonoType = "mean") -> np.ndarray:
@@ -179,6 +181,8 @@ def clip_scores(gen: np.ndarray, ref: np.ndarray | None, truth: Truth | None) ->
         for k in ("bas_in", "bas_off", "bas"):
             vals = [getattr(r, k) for r in reps if not math.isnan(getattr(r, k))]
             row["bas_all" if k == "bas" else k] = float(np.mean(vals)) if vals else math.nan
+        if len(truth.tracks) == 1:  # one object: its placement is unambiguous
+            row["bas_single"] = row["bas_all"]
     return row
 
 
@@ -236,6 +240,7 @@ def evaluate(pairs: list[Pair], model=None, external: dict[str, Callable[[np.nda
         gen, ref = _trim(gen, ref, p.key, problems)
         row = {"key": p.key, "generated": str(p.generated), **clip_scores(gen, ref, truth)}
         row["caption"] = truth.caption if truth else None
+        row["_classes"] = truth.classes if truth else []
         rows.append(row)
         gens.append(gen)
         refs.append(ref)
@@ -247,6 +252,10 @@ def evaluate(pairs: list[Pair], model=None, external: dict[str, Callable[[np.nda
     if r is not None:
         for i, kl in zip(paired, kl_paired(r["posteriors"], g["posteriors"][paired])):
             rows[i]["kl"] = float(kl)
+    labels = list(model.cfg.classes)
+    for row, p in zip(rows, g["posteriors"]):
+        if row["_classes"] and labels:  # the embedding's top class is one of the clip's true classes
+            row["class_acc"] = float(labels[int(np.argmax(p))] in row["_classes"])
     capt = [i for i, row in enumerate(rows) if row["caption"]]
     if capt:
         text = model.embed_text([rows[i]["caption"] for i in capt]).detach().numpy()
@@ -265,7 +274,7 @@ def evaluate(pairs: list[Pair], model=None, external: dict[str, Callable[[np.nda
             fr = np.stack([fn(mono(refs[i], mono_type)) for i in paired])
             summary[f"fd_{name}"] = frechet(fr, fg)
     summary |= {"n_clips": len(rows), "n_problems": len(problems)}
-    return Report(summary, [{k: _clean(v) for k, v in row.items()} for row in rows], problems)
+    return Report(summary, [{k: _clean(v) for k, v in row.items() if not k.startswith("_")} for row in rows], problems)
 
 
 def _mean(values: list) -> float | None:

@@ -1,0 +1,109 @@
+"""StereoFoley's Table 2 on the world test split, and generation speed (DiT issue §3, §5; docs/benchmarks.md).
+
+    python bench/bench_dit.py                                # shipped dit_base.pt / dit_obj.pt, 100 test clips
+    python bench/bench_dit.py --base runs/dit-base/dit.pt --obj runs/dit-obj/dit.pt --n 50 --steps 25
+
+Needs the exported test clips of bench/bench_eval.py (runs/bench_eval/clips; made there on first use).
+Rows: the objaware, dataset and mono references; base; obj; base -> mono -> our spatializer with the true
+track of the clip's first object. Every row is scored against the objaware references and the ground truth
+by `foley.evaluate`. Speed: seconds per 8 s clip at 100, 25 and 8 steps, and peak memory.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from foley import io  # noqa: E402
+from foley.evaluate import evaluate, find_pairs, read_truth  # noqa: E402
+from foley.generate import Generator, Settings  # noqa: E402
+from foley.models.clap import load_clap  # noqa: E402
+
+SR = 48000
+COLUMNS = ("bas_in", "bas_off", "bas_all", "bas_single", "stereo_score", "fd", "kl", "clap", "sync_f1", "class_acc")
+
+
+def generate_row(gen: Generator, clips: Path, keys: list[str], out: Path, st: Settings, spatial: bool = False) -> float:
+    """Generate every clip into out/key.flac (kept if present); returns seconds per clip of the new ones."""
+    from foley.spatial import render_source
+
+    out.mkdir(parents=True, exist_ok=True)
+    spent, made = 0.0, 0
+    for key in keys:
+        target = out / f"{key}.flac"
+        if target.exists():
+            continue
+        t0 = time.time()
+        audio = gen(clips / f"{key}.mp4", settings=st)
+        spent += time.time() - t0
+        made += 1
+        if spatial:  # base -> mono -> the spatializer, following the first object's true track
+            tracks = read_truth(clips / f"{key}.json").tracks
+            audio = render_source(audio.mean(0), tracks[0], SR) if tracks else audio
+        io.write_audio(target, audio.astype(np.float32), SR)
+    return spent / made if made else float("nan")
+
+
+def speed(gen: Generator, clip: Path, steps: tuple[int, ...]) -> list[tuple[int, float]]:
+    """Seconds to generate 8 s of audio at each step count (the 4 s clip twice over: two windows)."""
+    from foley.generate import WINDOW
+
+    out = []
+    for s in steps:
+        t0 = time.time()
+        for _ in range(2):
+            gen(clip, settings=Settings(steps=s, cfg_strength=6.0), duration=WINDOW / gen.codec.cfg.fps)
+        out.append((s, time.time() - t0))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--clips", default="runs/bench_eval/clips", help="exported test clips (bench_eval.py makes them)")
+    p.add_argument("--out", default="runs/bench_dit", help="generated rows go here (kept: re-runs resume)")
+    p.add_argument("--base", default="base", help="base checkpoint (default: the shipped one)")
+    p.add_argument("--obj", default="obj", help="obj checkpoint (default: the shipped one)")
+    p.add_argument("--n", type=int, default=100, help="test clips")
+    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--cfg", type=float, default=6.0)
+    p.add_argument("--sampler", default="ddim")
+    p.add_argument("--speed", action="store_true", help="also time 8 s clips at 100, 25 and 8 steps")
+    p.add_argument("--markdown", help="also write the tables as markdown here")
+    a = p.parse_args(argv)
+    clips, out = Path(a.clips), Path(a.out)
+    keys = sorted(f.stem for f in clips.glob("*.json"))[: a.n]
+    st = Settings(a.cfg, a.steps, a.sampler, 0)
+    gens = {"base": Generator(a.base), "obj": Generator(a.obj)}
+    secs = {"base": generate_row(gens["base"], clips, keys, out / "base", st),
+            "obj": generate_row(gens["obj"], clips, keys, out / "obj", st),
+            "base -> mono -> spatialize": generate_row(gens["base"], clips, keys, out / "base_spatial", st, True)}
+    model = load_clap()
+    rows = {"objaware (reference)": clips / "objaware", "dataset (reference)": clips / "dataset",
+            "mono (reference)": clips / "mono", "base": out / "base", "obj": out / "obj",
+            "base -> mono -> spatialize": out / "base_spatial"}
+    lines = ["| row | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 1)]
+    for name, folder in rows.items():
+        pairs = [p for p in find_pairs(folder, clips / "objaware", clips)[0] if p.key in set(keys)]
+        s = evaluate(pairs, model=model, progress=False).summary
+        lines.append(f"| {name} | " + " | ".join("—" if s[k] is None else f"{s[k]:.3f}" for k in COLUMNS) + " |")
+        print(lines[-1], flush=True)
+    lines += ["", f"{len(keys)} world test clips (4 s), {a.sampler} {a.steps} steps, CFG {a.cfg}; "
+              f"generation {secs['obj']:.1f} s per 4 s clip (obj) on this machine"]
+    if a.speed:
+        lines += ["", "| steps | seconds per 8 s clip |", "|---|---|"]
+        lines += [f"| {s} | {t:.1f} |" for s, t in speed(gens["obj"], clips / f"{keys[0]}.mp4", (100, 25, 8))]
+        lines.append(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    text = "\n".join(lines)
+    print(text)
+    if a.markdown:
+        Path(a.markdown).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -76,22 +76,65 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     return pa.resolve() == pb.resolve()
 
 
+def _label(name: str) -> str:
+    """An option's argparse dest as the user typed it."""
+    return f"the {name}" if name in ("input", "output", "video") else "--" + name.replace("_", "-")
+
+
 def refuse_overwriting(reads: dict[str, str | os.PathLike | None], writes: dict[str, str | os.PathLike | None]) -> None:
     """Raise before any work when an output would replace an input file, or two outputs are one file.
 
     reads / writes: {option name: path or None}; inputs that are not existing files (a tracker name, a
     box) cannot be destroyed and are skipped.
     """
-    def label(name: str) -> str:  # argparse dest -> what the user typed
-        return f"the {name}" if name in ("input", "output", "video") else "--" + name.replace("_", "-")
-
     inputs = {k: v for k, v in reads.items() if v is not None and Path(v).is_file()}
     outputs = [(k, v) for k, v in writes.items() if v is not None]
     for i, (name, out) in enumerate(outputs):
         for src_name, src in inputs.items():
             if same_file(out, src):
-                raise FoleyError(f"{label(name)} {str(out)!r} is the same file as {label(src_name)} {str(src)!r}: "
+                raise FoleyError(f"{_label(name)} {str(out)!r} is the same file as {_label(src_name)} {str(src)!r}: "
                                  "refusing to overwrite it; choose another output path")
         for other_name, other in outputs[i + 1:]:
             if same_file(out, other):
-                raise FoleyError(f"{label(name)} and {label(other_name)} are the same file {str(out)!r}: choose two paths")
+                raise FoleyError(f"{_label(name)} and {_label(other_name)} are the same file {str(out)!r}: choose two paths")
+
+
+def _can_write_in(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def check_outputs(writes: dict[str, str | os.PathLike | None], folders: dict[str, str | os.PathLike | None] | None = None,
+                  suffixes: dict[str, tuple[str, ...]] | None = None) -> None:
+    """Raise before any work when an output could not be written, so that no run fails at its end.
+
+    writes: {option name: output file or None ("-" = standard output)}: the file must not be a folder,
+    its folder must exist and be writable, and its extension one of `suffixes[name]` when given.
+    folders: {option name: output folder or None}, a folder the verb fills (made if missing): it must
+    not be a file, and it, or the nearest folder above it that exists, must be writable.
+    """
+    for name, out in writes.items():
+        if out is None or str(out) == "-":
+            continue
+        path = Path(out)
+        allowed = (suffixes or {}).get(name)
+        if allowed and path.suffix.lower() not in allowed:
+            raise FoleyError(f"{_label(name)} {str(out)!r} must end in {' or '.join(allowed)}")
+        if path.is_dir():
+            raise FoleyError(f"{_label(name)} {str(out)!r} is a folder: give a file name")
+        parent = path.parent if str(path.parent) else Path(".")
+        if not parent.is_dir():
+            raise FoleyError(f"output folder {str(parent)!r} does not exist: create it first")
+        if not _can_write_in(parent):
+            raise FoleyError(f"{_label(name)} {str(out)!r}: no permission to write in {str(parent)!r}")
+    for name, folder in (folders or {}).items():
+        if folder is None:
+            continue
+        path = Path(folder)
+        existing = path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            what = "is a file" if existing == path else f"is inside the file {str(existing)!r}"
+            raise FoleyError(f"{_label(name)} {str(folder)!r} {what}: it must be a folder; choose another path")
+        if not _can_write_in(existing):
+            raise FoleyError(f"{_label(name)} {str(folder)!r}: no permission to write in {str(existing)!r}")

@@ -174,14 +174,20 @@ def _leaf_parsers(parser, prefix=()):
 
 
 def test_every_verb_declares_the_files_it_reads_and_writes():
-    """The output = input check runs for every verb: a new verb that forgets to declare its files fails here."""
+    """The path checks (output = input, outputs writable) run for every verb: a new verb that forgets to
+    declare its files, or the folder it fills, fails here."""
     from foley.cli import build_parser
 
     for path, p in _leaf_parsers(build_parser()):
         d = p._defaults
         assert "reads" in d and "writes" in d, f"foley {' '.join(path)} must set_defaults(reads=..., writes=...)"
         dests = {a.dest for a in p._actions}
-        assert set(d["reads"]) | set(d["writes"]) <= dests, path
+        folders = set(d.get("folders", ()))
+        assert set(d["reads"]) | set(d["writes"]) | folders <= dests, path
+        assert set(d.get("suffixes", {})) <= set(d["writes"]), path
+        if path[0] != "train":  # TODO: train's run folder (--out), once foley/cli/train.py declares folders=("out",)
+            assert dests & {"out", "output"} <= set(d["writes"]) | folders, \
+                f"foley {' '.join(path)}: declare its output in writes= (a file) or folders= (a folder it fills)"
 
 
 @pytest.mark.parametrize("argv", [

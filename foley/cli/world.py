@@ -23,10 +23,11 @@ def _config(a: argparse.Namespace) -> WorldConfig:
     changes = {k: v for k, v in (("seconds", a.seconds), ("fps", a.fps)) if v is not None}
     if a.size:
         changes["width"], changes["height"] = a.size
-    for k in ("masks", "clips_per_shard", "dual_mono_share", "jpeg_quality"):
-        v = getattr(a, k, None)
-        if v not in (None, False):
-            changes[k] = v
+    for k in ("clips_per_shard", "dual_mono_share", "jpeg_quality"):
+        if getattr(a, k, None) is not None:  # 0 is a value, not "unset"
+            changes[k] = getattr(a, k)
+    if getattr(a, "masks", False):
+        changes["masks"] = True
     return replace(PRESETS[a.preset], **changes)
 
 
@@ -87,7 +88,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--rank", type=int, help="this machine's index (default: $RANK or $SLURM_PROCID, else 0)")
     m.add_argument("--world-size", type=int, help="machines in all (default: $WORLD_SIZE or $SLURM_NTASKS, else 1)")
     m.add_argument("--quiet", action="store_true", help="no progress bar")
-    m.set_defaults(func=_cmd_make, reads=(), writes=())  # writes a folder of its own
+    m.set_defaults(func=_cmd_make, reads=(), writes=(), folders=("out",))
 
     p = sub.add_parser("preview", help="MP4 of a few clips with their captions, to watch and listen to")
     p.add_argument("-o", "--output", default="world-preview.mp4", help="output .mp4 (default world-preview.mp4)")
@@ -103,7 +104,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     x.add_argument("--mixes", default="objaware,dataset,mono", help="reference mixes (default: all three)")
     x.add_argument("--out", required=True, help="output folder (re-running skips clips already exported)")
     x.add_argument("--quiet", action="store_true", help="no progress bar")
-    x.set_defaults(func=_cmd_export, reads=(), writes=())  # writes a folder of its own
+    x.set_defaults(func=_cmd_export, reads=(), writes=(), folders=("out",))
 
     s = sub.add_parser("stats", help="class and motion histograms, Stereo-Score and BAS per mix")
     s.add_argument("dir", help="world folder")

@@ -8,6 +8,8 @@ The test split holds out some (class, motion) pairs that train and val never con
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal, Mapping
@@ -50,14 +52,33 @@ class WorldConfig:
     clips_per_shard: int = 32
 
     def __post_init__(self) -> None:
+        def check(name: str, ok: bool, want: str) -> None:
+            if not ok:
+                raise WorldError(f"{name} must be {want}, got {getattr(self, name)!r}")
+
+        def whole(name: str, low: int, high: int | None = None) -> None:
+            v = getattr(self, name)
+            ok = isinstance(v, numbers.Integral) and not isinstance(v, bool) and low <= v <= (high or v)
+            check(name, ok, f"a whole number >= {low}" if high is None else f"a whole number in {low}..{high}")
+
+        def real(name: str, low: float, high: float | None = None) -> None:
+            v = getattr(self, name)
+            ok = isinstance(v, numbers.Real) and math.isfinite(v) and low <= v <= (v if high is None else high)
+            check(name, ok, f"a finite number >= {low:g}" if high is None else f"in [{low:g}, {high:g}]")
+
         if self.fps not in (25, 30):
             raise WorldError(f"fps must be 25 or 30, got {self.fps}")
-        if self.seconds <= 0 or self.width < 32 or self.height < 32:
-            raise WorldError("clip length must be > 0 s and frames at least 32x32 pixels")
-        if not 1 <= self.max_objects <= 3:
-            raise WorldError(f"max_objects must be 1..3, got {self.max_objects}")
-        if not 0.0 <= self.dual_mono_share <= 1.0:
-            raise WorldError(f"dual_mono_share must be in [0, 1], got {self.dual_mono_share}")
+        check("seconds", isinstance(self.seconds, numbers.Real) and math.isfinite(self.seconds) and self.seconds > 0,
+              "a finite number of seconds > 0")
+        whole("width", 32)
+        whole("height", 32)
+        whole("sr", 8000)
+        whole("max_objects", 1, 3)
+        real("dual_mono_share", 0.0, 1.0)
+        real("dataset_pan_sd", 0.0)
+        real("pan_share", 0.0, 1.0)
+        whole("jpeg_quality", 1, 100)
+        whole("clips_per_shard", 1)
 
     @property
     def seq(self) -> SequenceConfig:

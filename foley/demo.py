@@ -8,12 +8,14 @@ Used by `foley demo`, the tests and the benchmarks.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Iterator
 
 import cv2
 import numpy as np
 
+from foley.errors import FoleyError
 from foley.tracks import Track, centroid_and_mass
 
 
@@ -39,6 +41,18 @@ class DemoScene:
     ball_radius_frac: float = 0.09  # ball radius as a fraction of the frame height
     bounces_per_s: float = 1.6
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("width", "height"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 16 <= v <= 7680:
+                raise FoleyError(f"--{name} must be a whole number of pixels in 16..7680, got {v!r}")
+        for name in ("seconds", "fps"):
+            v = getattr(self, name)
+            if not (isinstance(v, numbers.Real) and math.isfinite(v) and v > 0):
+                raise FoleyError(f"--{name} must be a finite number > 0, got {v!r}")
+        if self.n_frames < 2:
+            raise FoleyError(f"--seconds {self.seconds:g} is less than two frames: make the demo longer")
 
     @property
     def n_frames(self) -> int:

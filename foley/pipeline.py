@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 import os
 import re
 from dataclasses import dataclass
@@ -69,6 +71,7 @@ def _keep_strip(frames: Iterable[np.ndarray], total: int, keep: dict[int, np.nda
 def find_tracks(video: str | os.PathLike, spec: TrackSpec, audio: np.ndarray | Iterator[np.ndarray] | None = None,
                 max_objects: int = 3, strip: dict[int, np.ndarray] | None = None) -> list[Track]:
     """Tracks for a video, best first when audio ((C, N) at SR, or (C, k) blocks streamed) is given."""
+    _check_max_objects(max_objects)
     info = io.probe(video)
     n = io.count_frames(info, info.fps)
     keep = {} if strip is None else strip
@@ -89,6 +92,11 @@ def find_tracks(video: str | os.PathLike, spec: TrackSpec, audio: np.ndarray | I
     if audio is not None and len(tracks) > 1:
         tracks = rank_by_audio(tracks, audio, SR)
     return tracks
+
+
+def _check_max_objects(max_objects: int) -> None:
+    if isinstance(max_objects, bool) or not isinstance(max_objects, numbers.Integral) or max_objects < 1:
+        raise FoleyError(f"--max-objects must be a whole number >= 1, got {max_objects!r}")
 
 
 def _motion_size(info: io.VideoInfo) -> tuple[int, int] | None:
@@ -136,6 +144,9 @@ def spatialize_video(video: str | os.PathLike, out: str | os.PathLike, spec: Tra
     `spatialize`, into OUT. Returns the followed track and that gain (1 when the mix did not clip).
     """
     out = Path(out)
+    if not (isinstance(ambience_gain, numbers.Real) and math.isfinite(ambience_gain) and ambience_gain >= 0):
+        raise FoleyError(f"--ambience-gain must be a finite number >= 0, got {ambience_gain!r}")
+    _check_max_objects(max_objects)
     _check_output(out, (".mp4", ".mov", ".mkv", ".wav", ".flac"))
     info = io.probe(video)
     n_frames = io.count_frames(info, info.fps)
@@ -239,9 +250,9 @@ def run_demo(out_dir: str | os.PathLike, width: int = 640, height: int = 360, se
     from foley.spatial import spread_ambience
     from foley.tracks import save_tracks
 
+    scene = DemoScene(width=width, height=height, seconds=seconds, seed=seed)  # checks the arguments first
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    scene = DemoScene(width=width, height=height, seconds=seconds, seed=seed)
     silent = out / "demo_silent.mp4"
     frames = tqdm(scene.frames(), total=scene.n_frames, desc="making the demo clip", unit="frame", leave=False)
     io.write_video(silent, frames, scene.fps)

@@ -26,7 +26,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import numbers
 import os
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -59,12 +61,33 @@ class Track:
             raise TrackError(f"track arrays must be 1-D and of equal length, got shapes {sorted(lengths)}")
         if not (self.fps > 0 and math.isfinite(self.fps)):
             raise TrackError(f"track fps must be a positive number, got {self.fps}")
-        object.__setattr__(self, "x", arrays["x"].astype(np.float64))
-        object.__setattr__(self, "y", arrays["y"].astype(np.float64))
-        object.__setattr__(self, "mass", np.nan_to_num(arrays["mass"].astype(np.float64), nan=0.0))
-        object.__setattr__(self, "reliable", arrays["reliable"].astype(bool) & np.isfinite(self.x))
-        if np.any(self.mass < 0):
-            raise TrackError("track mass must be >= 0 (it is a fraction of the frame)")
+        try:
+            values = {n: arrays[n].astype(np.float64) for n in ("x", "y", "mass")}
+            reliable = arrays["reliable"].astype(bool)
+        except (TypeError, ValueError) as e:
+            raise TrackError(f"track values must be numbers ({e})")
+        for n, v in values.items():  # NaN means unknown; an infinite value is a damaged file
+            if np.isinf(v).any():
+                k = int(np.flatnonzero(np.isinf(v))[0])
+                raise TrackError(f"{n} at frame {k} is {v[k]}: give a finite number (null = unknown)")
+        mass = np.where(np.isnan(values["mass"]), 0.0, values["mass"])
+        if np.any(mass < 0):
+            k = int(np.flatnonzero(mass < 0)[0])
+            raise TrackError(f"mass at frame {k} is {mass[k]}: it must be >= 0 (a fraction of the frame)")
+        object.__setattr__(self, "x", values["x"])
+        object.__setattr__(self, "y", values["y"])
+        object.__setattr__(self, "mass", mass)
+        object.__setattr__(self, "reliable", reliable & np.isfinite(self.x))
+        if self.score is not None:
+            if isinstance(self.score, bool) or not isinstance(self.score, numbers.Real) or not math.isfinite(self.score):
+                raise TrackError(f"score must be a finite number or absent, got {self.score!r}")
+            object.__setattr__(self, "score", float(self.score))
+        if self.frame_size is not None:
+            size = tuple(self.frame_size)
+            if len(size) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
+                                         for v in size):
+                raise TrackError(f"frame_size must be [width, height] in pixels, got {list(size)}")
+            object.__setattr__(self, "frame_size", (int(size[0]), int(size[1])))
 
     def __len__(self) -> int:
         return len(self.x)
@@ -93,6 +116,9 @@ class Track:
 
     @classmethod
     def from_dict(cls, d: dict, fps: float, frame_size: tuple[int, int] | None = None) -> "Track":
+        if not isinstance(d, dict):
+            raise TrackError(f"a track must be an object with at least 'x', got {type(d).__name__}; "
+                             "see the schema in foley/tracks.py")
         try:
             x = _floats(d["x"])
             n = len(x)
@@ -133,29 +159,61 @@ def load_tracks(path: str | os.PathLike) -> list[Track]:
         raise TrackError(f"{path} is not valid JSON ({e}); see the schema in foley/tracks.py")
     if not isinstance(doc, dict) or "tracks" not in doc or "fps" not in doc:
         raise TrackError(f"{path} is not a foley track file: it needs 'fps' and 'tracks' (schema in foley/tracks.py)")
-    size = tuple(doc["frame_size"]) if doc.get("frame_size") else None
-    tracks = [Track.from_dict(t, doc["fps"], size) for t in doc["tracks"]]
-    if not tracks:
+    if not isinstance(doc["tracks"], list):
+        raise TrackError(f"{path}: 'tracks' must be a list of tracks, got {type(doc['tracks']).__name__}; "
+                         "see the schema in foley/tracks.py")
+    size = doc.get("frame_size")
+    if size is not None and not (isinstance(size, list) and len(size) == 2):
+        raise TrackError(f"{path}: 'frame_size' must be [width, height] in pixels, got {size!r}")
+    if not doc["tracks"]:
         raise TrackError(f"{path} holds no tracks")
+    tracks = []
+    for i, t in enumerate(doc["tracks"]):
+        try:
+            tracks.append(Track.from_dict(t, doc["fps"], tuple(size) if size else None))
+        except TrackError as e:
+            raise TrackError(f"{path}: track {i}: {e}") from None
     return tracks
 
 
 def _load_csv(path: Path, fps: float | None = None) -> list[Track]:
     """CSV with a header; one row per (object, frame). Needs column `fps` or a `# fps=25` first line."""
-    lines = path.read_text().splitlines()
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise TrackError(f"{path} is not a text CSV file (it holds binary bytes)")
+    first = 1
     if lines and lines[0].startswith("#"):
-        fps = float(lines[0].split("fps=")[1]) if "fps=" in lines[0] else fps
-        lines = lines[1:]
-    rows = list(csv.DictReader(lines))
+        fps = _fps(lines[0].split("fps=", 1)[1], path) if "fps=" in lines[0] else fps
+        lines, first = lines[1:], 2
+    try:
+        reader = csv.DictReader(lines)
+        rows = list(reader)
+    except csv.Error as e:
+        raise TrackError(f"{path} is not a readable CSV file ({e})")
     if not rows or "frame" not in rows[0] or "x" not in rows[0]:
         raise TrackError(f"{path}: CSV needs a header with at least 'frame' and 'x' columns")
-    fps = float(rows[0].get("fps") or fps or 0) or None
+    for i, r in enumerate(rows):
+        if None in r or None in r.values():  # more or fewer values than header columns
+            raise TrackError(f"{path}: row {i + 1} (line {first + i + 1}) has {len([v for v in r.values() if v is not None])} "
+                             f"value(s) but the header has {len(reader.fieldnames)} columns")
+    fps = _fps(rows[0]["fps"], path) if rows[0].get("fps") else fps
     if fps is None:
         raise TrackError(f"{path}: say the frame rate with a first line '# fps=25' or an 'fps' column")
     by_object: dict[str, list[dict]] = {}
     for r in rows:
         by_object.setdefault(r.get("object", "") or "", []).append(r)
     return [_track_from_rows(label, rs, fps, path) for label, rs in by_object.items()]
+
+
+def _fps(text: str, path: Path) -> float:
+    try:
+        fps = float(text)
+    except ValueError:
+        fps = math.nan
+    if not (math.isfinite(fps) and fps > 0):
+        raise TrackError(f"{path}: the frame rate must be a positive number, got {text.strip()!r} (write '# fps=25')")
+    return fps
 
 
 MAX_FRAMES = 10_000_000  # 4.6 days at 25 fps: a larger index is a damaged file, not a video
@@ -179,7 +237,10 @@ def _track_from_rows(label: str, rows: list[dict], fps: float, path: Path) -> Tr
             reliable[f] = r.get("reliable", "1").strip().lower() not in ("0", "false", "no")
     except (ValueError, KeyError) as e:
         raise TrackError(f"{path}: bad CSV value ({e})")
-    return Track(fps=fps, x=cols["x"], y=cols["y"], mass=cols["mass"], reliable=reliable, label=label)
+    try:
+        return Track(fps=fps, x=cols["x"], y=cols["y"], mass=cols["mass"], reliable=reliable, label=label)
+    except TrackError as e:
+        raise TrackError(f"{path}: {e}") from None
 
 
 def centroid_and_mass(mask: np.ndarray) -> tuple[float, float, float]:
@@ -242,12 +303,15 @@ def load_masks(path: str | os.PathLike, fps: float, frame_size: tuple[int, int] 
         return [track_from_masks((read(p) for p in files), fps, path.name, frame_size)]
     if path.suffix.lower() == ".npz" and path.is_file():
         try:
-            arr = np.load(path)["masks"]
-        except (KeyError, ValueError, OSError) as e:
-            raise TrackError(f"{path}: expected an .npz with an array named 'masks' ({e})")
+            with np.load(path) as npz:
+                arr = npz["masks"]
+        except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile, AttributeError) as e:
+            raise TrackError(f"{path}: expected an .npz with an array named 'masks' ({e.__class__.__name__}: {str(e).split('. ')[0]})")
         if arr.ndim == 3:
             arr = arr[None]
-        if arr.ndim != 4:
+        if arr.ndim != 4 or 0 in arr.shape[2:]:
             raise TrackError(f"{path}: 'masks' must be (K, H, W) or (N, K, H, W), got shape {arr.shape}")
+        if arr.dtype.kind not in "biuf":
+            raise TrackError(f"{path}: 'masks' must hold numbers or booleans, got {arr.dtype}")
         return [track_from_masks(a, fps, f"object{i}", frame_size) for i, a in enumerate(arr)]
     raise TrackError(f"{path}: masks must be a folder of PNGs or an .npz file")

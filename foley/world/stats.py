@@ -14,17 +14,28 @@ from foley.world.audio import MIXES
 from foley.world.checks import dominant_bas
 from foley.world.record import bas_report, decode
 from foley.world.scene import WorldError
-from foley.world.shards import iter_shard, read_manifest
+from foley.world.shards import damaged_shard, iter_shard, read_manifest, shard_problem
+
+
+def _shards(root: str | os.PathLike, split: str) -> Iterator[Path]:
+    """The shards of a split present on disk, in order; WorldError for one whose size differs from its record."""
+    entry = read_manifest(root)["splits"].get(split, {})
+    for name in entry.get("shards", []):
+        path = Path(root) / split / name
+        if not path.is_file():
+            continue
+        record = entry.get("files", {}).get(name)
+        problem = shard_problem(path, record, checksum=False) if record else None
+        if problem:
+            raise WorldError(f"shard {path} is damaged ({problem}): re-run the `foley world make` command that "
+                             "made it; it rewrites damaged shards")
+        yield path
 
 
 def iter_meta(root: str | os.PathLike, split: str) -> Iterator[dict]:
     """The JSON metadata of every clip of a split, reading only the .json members."""
-    doc = read_manifest(root)
-    for name in doc["splits"].get(split, {}).get("shards", []):
-        path = Path(root) / split / name
-        if not path.is_file():
-            continue
-        with tarfile.open(path, "r") as tar:
+    for path in _shards(root, split):
+        with damaged_shard(path), tarfile.open(path, "r") as tar:
             for m in tar:
                 if m.name.endswith(".json"):
                     yield json.loads(tar.extractfile(m).read())
@@ -43,9 +54,8 @@ def _bas(root: str | os.PathLike, split: str, limit: int) -> dict[str, dict[str,
     frames (`bas_report`), and against every object over the frames it dominates (`dominant_bas`)."""
     out: dict[str, dict[str, list[float]]] = {"all": {m: [] for m in MIXES}, "dominant": {m: [] for m in MIXES}}
     seen = 0
-    for name in read_manifest(root)["splits"][split]["shards"]:
-        path = Path(root) / split / name
-        if seen >= limit or not path.is_file():
+    for path in _shards(root, split):
+        if seen >= limit:
             break
         for _, files in iter_shard(path):
             rec = decode(files, MIXES, frames=False, stems=True)

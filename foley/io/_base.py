@@ -6,7 +6,7 @@ import math
 import numbers
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import av
 import numpy as np
@@ -43,6 +43,101 @@ def _open_input(path: PathLike) -> Iterator[av.container.InputContainer]:
     with _media_errors(f"cannot read {path} (is it a video or audio file?)"):
         with av.open(str(path)) as container:
             yield container
+
+
+_INDEXED = {"mov", "mp4", "matroska", "webm", "flac"}  # demuxers whose headers state each stream's exact length
+
+
+def _declared_end(container: av.container.InputContainer, stream: av.stream.Stream) -> float | None:
+    """Where the headers say the stream ends, in seconds on its timestamps; None where they cannot be trusted
+    (formats that estimate it, e.g. MP3 from the bit rate, or that read it from the file's end, e.g. Ogg)."""
+    if not _INDEXED & set(container.format.name.split(",")) or not stream.time_base:
+        return None
+    if stream.duration:
+        return float(((stream.start_time or 0) + stream.duration) * stream.time_base)
+    tag = stream.metadata.get("DURATION")  # Matroska: the stream's end time, "HH:MM:SS.nnnnnnnnn"
+    if tag:
+        with contextlib.suppress(ValueError):
+            h, m, sec = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+    return None
+
+
+def _check_reached(path: PathLike, kind: str, reached: float | None, end: float | None, start: float,
+                   step: float) -> None:
+    """MediaError when a stream's data stops before the end its headers state (a truncated file).
+
+    reached, end, start: seconds on the stream's timestamps (where the data stops, where the headers say
+    it ends, where it starts); step: the longest frame or packet, in seconds (the tolerance grows with it).
+    """
+    if end is None or (reached is not None and reached >= end - _slack(step)):
+        return
+    at = 0.0 if reached is None else max(0.0, reached - start)
+    raise MediaError(f"{path} is truncated or damaged: its {kind} stops at {at:.2f} s of the {end - start:.2f} s "
+                     "its header states; re-download or re-export it")
+
+
+def _slack(step: float) -> float:
+    """How far short of the stated end a whole stream may stop: timestamp rounding, a last frame of unknown
+    length, encoder priming counted in the header (AAC: up to 2112 samples, 48 ms at 44.1 kHz)."""
+    return max(0.1, 2 * step)
+
+
+def _nominal_step(stream: av.stream.Stream) -> float:
+    """A video stream's nominal frame duration in seconds (0 for audio or when unknown)."""
+    rate = getattr(stream, "average_rate", None) if stream.type == "video" else None
+    return 1 / float(rate) if rate else 0.0
+
+
+def _packets_end(packets: Iterator[av.Packet]) -> tuple[float | None, float, bool]:
+    """(end of the last packet in s, longest packet in s, whether a packet was corrupt or the demuxer failed);
+    stops at the first corrupt packet."""
+    reached, step = None, 0.0
+    try:
+        for p in packets:
+            if p.size == 0 or p.pts is None:
+                continue
+            if p.is_corrupt:
+                return reached, step, True
+            length = float((p.duration or 0) * p.time_base)
+            end = float(p.pts * p.time_base) + length
+            reached, step = end if reached is None else max(reached, end), max(step, length)
+    except (av.error.FFmpegError, EOFError):
+        return reached, step, True
+    return reached, step, False
+
+
+def _check_complete(container: av.container.InputContainer, stream: av.stream.Stream, path: PathLike) -> None:
+    """A cheap check that the file holds the whole stream its headers state (a truncated download or copy
+    keeps a front index): seek to that end and demux the last packets. Where the seek itself fails the
+    check is left to decoding, which measures the stream as it goes. MediaError, saying where it stops."""
+    end = _declared_end(container, stream)
+    if end is None:
+        return
+    try:
+        container.seek(int(end / stream.time_base), stream=stream, backward=True)  # the keyframe before the end
+    except (av.error.FFmpegError, OSError):
+        return
+    reached, step, corrupt = _packets_end(container.demux(stream))
+    if not corrupt and reached is not None and reached >= end - _slack(max(step, _nominal_step(stream))):
+        return
+    with av.open(str(path)) as again:  # damaged: find where, reading packets (not decoding) from the start
+        reached, step, corrupt = _packets_end(again.demux(again.streams[stream.index]))
+    start = float((stream.start_time or 0) * stream.time_base)
+    if corrupt:
+        raise MediaError(f"{path} is damaged: its {stream.type} holds an unreadable packet at "
+                         f"{max(0.0, (reached or start) - start):.2f} s; re-download or re-export it")
+    _check_reached(path, stream.type, reached, end, start, max(step, _nominal_step(stream)))
+
+
+@contextlib.contextmanager
+def _decode_errors(path: PathLike, kind: str, where: Callable[[], float]) -> Iterator[None]:
+    """A decoder error in the middle of a stream: MediaError naming the file and the time where it broke."""
+    try:
+        yield
+    except av.error.FFmpegError as e:
+        raise MediaError(f"{path} is damaged: its {kind} stops decoding at {where():.2f} s "
+                         f"({getattr(e, 'strerror', None) or e}); re-download or re-export it") from None
 
 
 def _open_output(tmp: Path, fmt: str) -> av.container.OutputContainer:

@@ -15,8 +15,8 @@ from foley.blocks import rechunk
 from foley.errors import AudioError, MediaError
 from foley.files import atomic_output
 from foley.io._base import (
-    _AUDIO_FILES, _LAYOUTS, AudioLike, PathLike, _audio_blocks, _check_audio, _check_finite, _check_rate, _first,
-    _media_errors, _open_input,
+    _AUDIO_FILES, _LAYOUTS, AudioLike, PathLike, _audio_blocks, _check_audio, _check_complete, _check_finite,
+    _check_rate, _check_reached, _declared_end, _decode_errors, _first, _media_errors, _open_input,
 )
 
 _NO_AUDIO = "pass --audio FILE"
@@ -40,7 +40,8 @@ def probe_audio(path: PathLike) -> AudioInfo:
     counts decoded samples instead.
 
     Raises:
-        MediaError: missing file, not media, or no audio stream.
+        MediaError: missing file, not media, no audio stream, or less audio than the headers state (a
+            truncated file; checked by reading the last packets).
     """
     with _open_input(path) as container:
         stream = _first(container.streams.audio, path, "audio", "pass an audio or video file with sound")
@@ -48,6 +49,7 @@ def probe_audio(path: PathLike) -> AudioInfo:
             duration = float(stream.duration * stream.time_base)
         else:
             duration = container.duration / av.time_base if container.duration else None
+        _check_complete(container, stream, path)
         return AudioInfo(str(path), stream.sample_rate, stream.channels, duration)
 
 
@@ -98,13 +100,29 @@ def _check_args(sr: int, channels: int | None) -> None:
 
 
 def _decoded(path: PathLike, sr: int, channels: int | None) -> Iterator[np.ndarray]:
-    """Decode, resample to `sr` and set the channel count, one decoded chunk (C, k) at a time."""
+    """Decode, resample to `sr` and set the channel count, one decoded chunk (C, k) at a time.
+
+    MediaError when decoding fails midway or the audio ends well before the headers say (damaged files).
+    """
     with _open_input(path) as container:
         stream = _first(container.streams.audio, path, "audio", _NO_AUDIO)
         layout = "stereo" if channels == 2 and stream.channels > 2 else None  # surround: FFmpeg's downmix
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=sr)
-        for chunk in _resample(container.decode(stream), resampler):
-            yield _set_channels(chunk, channels)
+        start = float((stream.start_time or 0) * stream.time_base) if stream.time_base else 0.0
+        end, reached, step = _declared_end(container, stream), None, 0.0
+
+        def measured() -> Iterator[av.AudioFrame]:
+            nonlocal reached, step
+            for frame in container.decode(stream):
+                if frame.time is not None and frame.sample_rate:
+                    length = frame.samples / frame.sample_rate
+                    reached, step = max(reached or frame.time, frame.time + length), max(step, length)
+                yield frame
+
+        with _decode_errors(path, "audio", lambda: max(0.0, (reached or start) - start)):
+            for chunk in _resample(measured(), resampler):
+                yield _set_channels(chunk, channels)
+        _check_reached(path, "audio", reached, end, start, step)
 
 
 def _resample(frames: Iterable[av.AudioFrame], resampler: av.AudioResampler) -> Iterator[np.ndarray]:

@@ -7,7 +7,10 @@ import av
 
 from foley.errors import MediaError
 from foley.files import atomic_output
-from foley.io._base import AAC_RATE, AudioLike, PathLike, _container_format, _media_errors, _open_input, _open_output
+from foley.io._base import (
+    AAC_RATE, AudioLike, PathLike, _check_reached, _container_format, _declared_end, _decode_errors, _media_errors,
+    _nominal_step, _open_input, _open_output,
+)
 from foley.io.aac import _aac_input, _aac_packets, _add_aac
 from foley.io.video import probe
 
@@ -33,7 +36,23 @@ def mux_audio(video_path: PathLike, audio: AudioLike, sr: int, out_path: PathLik
         with _media_errors(f"cannot write {out_path}"), _open_output(tmp, fmt) as out:
             video_out = _copy_stream(out, video_in, out_path)
             packets = _aac_packets(_add_aac(out, channels), blocks, channels, fmt, silence, n)
-            _mux_in_order(out, video_out, src.demux(video_in), packets)
+            _mux_in_order(out, video_out, _whole(src, video_in, video_path), packets)
+
+
+def _whole(container: av.container.InputContainer, stream: av.VideoStream, path: PathLike) -> Iterator[av.Packet]:
+    """The stream's packets; MediaError at an unreadable one, or at the end if they stop well before the headers say."""
+    end, reached, step = _declared_end(container, stream), None, _nominal_step(stream)
+    start = float((stream.start_time or 0) * stream.time_base)
+    with _decode_errors(path, "video", lambda: max(0.0, (reached or start) - start)):
+        for packet in container.demux(stream):
+            if packet.size and packet.pts is not None:
+                if packet.is_corrupt:
+                    raise MediaError(f"{path} is damaged: its video holds an unreadable packet at "
+                                     f"{max(0.0, (reached or start) - start):.2f} s; re-download or re-export it")
+                length = float((packet.duration or 0) * stream.time_base)
+                reached, step = max(reached or 0.0, float(packet.pts * stream.time_base) + length), max(step, length)
+            yield packet
+    _check_reached(path, "video", reached, end, start, step)
 
 
 def _copy_stream(out: av.container.OutputContainer, template: av.VideoStream, path: PathLike) -> av.VideoStream:

@@ -14,7 +14,8 @@ import numpy as np
 from foley.errors import MediaError
 from foley.files import atomic_output
 from foley.io._base import (
-    AAC_RATE, AudioLike, PathLike, _check_rate, _container_format, _first, _media_errors, _open_input, _open_output,
+    AAC_RATE, AudioLike, PathLike, _check_complete, _check_rate, _check_reached, _container_format, _declared_end,
+    _decode_errors, _first, _media_errors, _nominal_step, _open_input, _open_output,
 )
 from foley.io.aac import _aac_input, _aac_packets, _add_aac
 from foley.io.audio import _set_channels
@@ -42,7 +43,8 @@ def probe(path: PathLike) -> VideoInfo:
     """Read a video's stream parameters; demuxes a few hundred packets, decodes nothing.
 
     Raises:
-        MediaError: missing file, not media, no video stream, or no frames.
+        MediaError: missing file, not media, no video stream, no frames, or fewer frames than the headers
+            state (a truncated file; checked by reading the last packets).
     """
     with _open_input(path) as container:
         stream = _first(container.streams.video, path, "video", "pass a video file (.mp4, .mov, .mkv, ...)")
@@ -60,6 +62,8 @@ def probe(path: PathLike) -> VideoInfo:
         if duration <= 0 or n_frames <= 0:
             raise MediaError(no_frames)
         audio = container.streams.audio[0] if container.streams.audio else None
+        for s in (stream, audio) if audio else (stream,):  # a truncated file: its streams stop short
+            _check_complete(container, s, path)
         return VideoInfo(
             path=str(path), duration=duration, fps=fps, width=stream.codec_context.width,
             height=stream.codec_context.height, n_frames=n_frames, has_audio=audio is not None,
@@ -131,20 +135,29 @@ def _frames(path: PathLike, fps: float, n_out: int, size: tuple[int, int] | None
         stream = container.streams.video[0]
         stream.codec_context.thread_type = "AUTO"
         tol = min(0.5 * float(stream.time_base), 0.25 / fps)  # absorbs timestamp rounding (Matroska: 1 ms)
-        for frame in _hold(_timed(container, stream), fps, n_out, tol):
+        for frame in _hold(_timed(container, stream, path), fps, n_out, tol):
             yield _to_rgb(frame, size)
 
 
-def _timed(container: av.container.InputContainer, stream: av.VideoStream) -> Iterator[tuple[float, av.VideoFrame]]:
-    """Decoded frames with their time in seconds from the stream start."""
+def _timed(container: av.container.InputContainer, stream: av.VideoStream,
+           path: PathLike) -> Iterator[tuple[float, av.VideoFrame]]:
+    """Decoded frames with their time in seconds from the stream start.
+
+    MediaError when decoding fails midway or the frames end well before the headers say (damaged files).
+    """
     start, t = stream.start_time, 0.0
-    for frame in container.decode(stream):
-        if frame.pts is None:  # no timestamp (raw streams): assume the nominal step
-            t += 1 / float(stream.average_rate or 25)
-        else:
-            start = frame.pts if start is None else start
-            t = float((frame.pts - start) * stream.time_base)
-        yield t, frame
+    end, reached, step = _declared_end(container, stream), None, _nominal_step(stream)
+    with _decode_errors(path, "video", lambda: t):
+        for frame in container.decode(stream):
+            if frame.pts is None:  # no timestamp (raw streams): assume the nominal step
+                t += 1 / float(stream.average_rate or 25)
+            else:
+                start = frame.pts if start is None else start
+                t = float((frame.pts - start) * stream.time_base)
+                length = float((frame.duration or 0) * stream.time_base)
+                reached, step = max(reached or 0.0, float(frame.pts * stream.time_base) + length), max(step, length)
+            yield t, frame
+    _check_reached(path, "video", reached, end, float((start or 0) * stream.time_base), step)
 
 
 def _hold(timed: Iterable[tuple[float, av.VideoFrame]], fps: float, n_out: int, tol: float) -> Iterator[av.VideoFrame]:

@@ -37,10 +37,11 @@ def main(argv: list[str] | None = None) -> None:
     n_mix, n_stem = len(pool.select("mix")), len(pool.select("stem"))
     lines = ["| text -> audio | R@1 | R@5 |", "|---|---|---|"]
     for kind, n in (("mix", n_mix), ("stem", n_stem)):
-        lines.append(f"| **{kind}es ({n}), model** | **{m[f'{kind}_r1']:.3f}** | **{m[f'{kind}_r5']:.3f}** |")
-        lines.append(f"| {kind}es, bag-of-words text | {m[f'bow_{kind}_r1']:.3f} | {m[f'bow_{kind}_r5']:.3f} |")
-        lines.append(f"| {kind}es, class-mean audio | {m[f'classmean_{kind}_r1']:.3f} | {m[f'classmean_{kind}_r5']:.3f} |")
-        lines.append(f"| {kind}es, chance | {m[f'chance_{kind}_r1']:.3f} | {min(1, 5 * m[f'chance_{kind}_r1']):.3f} |")
+        name = {"mix": "mixes", "stem": "stems"}[kind]
+        lines.append(f"| **{name} ({n}), model** | **{m[f'{kind}_r1']:.3f}** | **{m[f'{kind}_r5']:.3f}** |")
+        lines.append(f"| {name}, bag-of-words text | {m[f'bow_{kind}_r1']:.3f} | {m[f'bow_{kind}_r5']:.3f} |")
+        lines.append(f"| {name}, class-mean audio | {m[f'classmean_{kind}_r1']:.3f} | {m[f'classmean_{kind}_r5']:.3f} |")
+        lines.append(f"| {name}, chance | {m[f'chance_{kind}_r1']:.3f} | {min(1, 5 * m[f'chance_{kind}_r1']):.3f} |")
     lines += ["", "| stems | accuracy |", "|---|---|",
               f"| zero-shot (text prompts) | **{m['zeroshot_acc']:.3f}** |",
               f"| class head | {m['head_acc']:.3f} |", f"| chance | {m['chance_zeroshot']:.3f} |",

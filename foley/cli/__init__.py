@@ -120,10 +120,14 @@ def _check_paths(args: argparse.Namespace) -> None:
     """Before any work: no output replaces an input, and every output file or folder can be written.
 
     Each verb declares its paths with set_defaults: `reads` and `writes` (files), `folders` (output
-    folders it fills) and `suffixes` ({option: allowed extensions}, for outputs of one fixed format).
+    folders it fills) and `suffixes` ({option: allowed extensions}, for outputs of one fixed format);
+    `paths(args)` may move an option from `writes` to `folders` when the inputs make it a folder.
     """
     def given(names) -> dict:
         return {k: getattr(args, k, None) for k in names}
+
+    if getattr(args, "paths", None):  # a verb whose outputs depend on its inputs (a batch writes a folder)
+        args.paths(args)
 
     refuse_overwriting(given(args.reads), given(args.writes))
     check_outputs(given(args.writes), given(getattr(args, "folders", ())), getattr(args, "suffixes", None))

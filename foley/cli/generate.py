@@ -31,7 +31,7 @@ def _cmd_generate(a: argparse.Namespace) -> None:
     src = Path(a.video)
     gen = Generator(a.model)
     kw = dict(audio_prompt=a.audio_prompt, duration=a.duration, settings=st)
-    if src.is_dir() or src.suffix.lower() == ".csv":
+    if _is_batch(a):
         out = Path(a.output or "generated")
         out.mkdir(parents=True, exist_ok=True)
         jobs = _jobs(src, out)
@@ -43,6 +43,17 @@ def _cmd_generate(a: argparse.Namespace) -> None:
     out = a.output or f"{src.stem}_foley.mp4"
     gen.write(src, out, prompt=a.prompt, **kw)
     print(f"wrote {out}")
+
+
+def _is_batch(a: argparse.Namespace) -> bool:
+    src = Path(a.video)
+    return src.is_dir() or src.suffix.lower() == ".csv"
+
+
+def _paths(a: argparse.Namespace) -> None:
+    """A batch writes a folder: check -o as one."""
+    if _is_batch(a):
+        a.writes, a.folders = (), ("output",)
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -59,4 +70,4 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help="sampler steps (default 100)")
     g.add_argument("--sampler", default="ddim", help="ddim (default) | euler | dpmpp_2m")
     g.add_argument("--seed", type=int, default=0, help="the same seed gives the same audio")
-    g.set_defaults(func=_cmd_generate, reads=("video", "audio_prompt"), writes=("output",))
+    g.set_defaults(func=_cmd_generate, reads=("video", "audio_prompt"), writes=("output",), paths=_paths)

@@ -1,0 +1,95 @@
+"""`foley generate` end to end with a small random DiT: lengths, windows, seeds, muxing, batches, bad input."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from foley import io
+from foley.cli import main
+
+SR = 48000
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    import torch
+
+    from foley.data.latents import codec_hash
+    from foley.models.codec import load_codec
+    from foley.models.dit import DiT, DiTConfig, save_dit
+
+    d = tmp_path_factory.mktemp("gen")
+    codec = load_codec()
+    torch.manual_seed(0)
+    model = DiT(DiTConfig(width=32, depth=1, heads=2, cond_dim=256), codec.cfg.channels)
+    for p in model.out.parameters():  # a non-zero output layer, so outputs depend on the noise
+        torch.nn.init.normal_(p, std=0.02)
+    save_dit(d / "tiny.pt", model, codec_hash(codec))
+    save_dit(d / "other.pt", model, "f" * 64)
+    frames = []
+    for k in range(150):  # 6 s at 25 fps: longer than one 4 s window
+        f = np.zeros((48, 64, 3), np.uint8)
+        x = 4 + k * 50 // 150
+        f[16:32, x:x + 10] = 255
+        frames.append(f)
+    io.write_video(d / "v.mp4", iter(frames), 25)
+    return d
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_generate_writes_the_video_length_and_repeats_with_a_seed(setup, capsys, tmp_path):
+    d = setup
+    args = ["generate", d / "v.mp4", "--model", d / "tiny.pt", "--num_steps", "2", "--cfg_strength", "2"]
+    assert run(args + ["-o", tmp_path / "a.wav", "--seed", "3"], capsys)[0] == 0
+    assert run(args + ["-o", tmp_path / "b.wav", "--seed", "3"], capsys)[0] == 0
+    assert run(args + ["-o", tmp_path / "c.wav", "--seed", "4", "--prompt", "a dog barking"], capsys)[0] == 0
+    a, sr = sf.read(tmp_path / "a.wav")
+    b, _ = sf.read(tmp_path / "b.wav")
+    c, _ = sf.read(tmp_path / "c.wav")
+    assert sr == SR and a.shape == (6 * SR, 2) and np.array_equal(a, b) and not np.allclose(a, c)
+    assert np.isfinite(a).all()
+    assert run(args + ["-o", tmp_path / "short.flac", "--duration", "2"], capsys)[0] == 0
+    assert sf.info(tmp_path / "short.flac").frames == 2 * SR
+
+
+def test_generate_muxes_into_a_copy_of_the_video_and_runs_batches_that_resume(setup, capsys, tmp_path):
+    d = setup
+    code, out, err = run(["generate", d / "v.mp4", "--model", d / "tiny.pt", "--num-steps", "1", "-o",
+                          tmp_path / "v_foley.mp4"], capsys)
+    assert code == 0, err
+    info, src = io.probe(tmp_path / "v_foley.mp4"), io.probe(d / "v.mp4")
+    assert info.has_audio and info.n_frames == src.n_frames
+    batch = tmp_path / "videos"
+    batch.mkdir()
+    for name in ("one.mp4", "two.mp4"):
+        (batch / name).write_bytes((d / "v.mp4").read_bytes())
+    argv = ["generate", batch, "--model", d / "tiny.pt", "--num-steps", "1", "--duration", "1", "-o", tmp_path / "o"]
+    assert run(argv, capsys)[0] == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["one.mp4", "two.mp4"]
+    code, out, _ = run(argv, capsys)
+    assert code == 0 and "wrote 0 clips" in out and "2 were already there" in out
+
+
+@pytest.mark.parametrize("case", ["not_video", "bad_prompt", "other_codec", "bad_steps"])
+def test_bad_generation_requests_are_one_line_errors_without_output(setup, tmp_path, case):
+    d = setup
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros((SR, 2)), SR)
+    (tmp_path / "junk.wav").write_bytes(b"junk")
+    argv = {"not_video": [wav, "--model", d / "tiny.pt"],
+            "bad_prompt": [d / "v.mp4", "--model", d / "tiny.pt", "--audio-prompt", tmp_path / "junk.wav"],
+            "other_codec": [d / "v.mp4", "--model", d / "other.pt"],
+            "bad_steps": [d / "v.mp4", "--model", d / "tiny.pt", "--num-steps", "0"]}[case]
+    out = tmp_path / "out.wav"
+    r = subprocess.run([sys.executable, "-m", "foley", "generate", *map(str, argv), "-o", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
+    assert list(tmp_path.glob(".*part*")) == []

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from foley.models.embedders import EmbedderError, _slaney_fb, load_exact
+from foley.models.layers import Mlp
 
 _SKIP = ("text_branch.", "text_projection.", "text_transform.", "audio_transform.", "logit_scale",
          "audio_branch.spectrogram_extractor.")
@@ -53,15 +54,6 @@ def _shift_mask(res: int, w: int, s: int) -> torch.Tensor:
     return m.masked_fill(m != 0, -100.0).masked_fill(m == 0, 0.0)
 
 
-class _Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
 class _WindowAttention(nn.Module):
     def __init__(self, dim: int, w: int, heads: int) -> None:
         super().__init__()
@@ -88,7 +80,7 @@ class _SwinBlock(nn.Module):
             w, shift = res, 0
         self.res, self.w, self.shift = res, w, shift
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn, self.mlp = _WindowAttention(dim, w, heads), _Mlp(dim, hidden)
+        self.attn, self.mlp = _WindowAttention(dim, w, heads), Mlp(dim, hidden)
         self.register_buffer("attn_mask", _shift_mask(res, w, shift) if shift else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from foley.models.embedders import EmbedderError, load_exact
+from foley.models.layers import Mlp
 
 
 def kaldi_mel(n_mels: int, n_fft: int, sr: int, fmin: float, fmax: float) -> torch.Tensor:
@@ -30,15 +31,6 @@ def kaldi_mel(n_mels: int, n_fft: int, sr: int, fmin: float, fmax: float) -> tor
     m = mel(sr / n_fft * torch.arange(n_fft // 2, dtype=torch.float32))[None]  # (1, n_fft/2): no Nyquist bin
     fb = torch.clamp(torch.minimum((m - left) / (mid - left), (right - m) / (right - mid)), min=0)
     return F.pad(fb, (0, 1))  # (M, n_fft/2+1), the Nyquist column zero as hear21passt pads it
-
-
-class _Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
 
 
 class _Attention(nn.Module):
@@ -57,7 +49,7 @@ class _Block(nn.Module):
     def __init__(self, dim: int, heads: int, hidden: int, qkv_bias: bool) -> None:
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim, eps=1e-6), nn.LayerNorm(dim, eps=1e-6)
-        self.attn, self.mlp = _Attention(dim, heads, qkv_bias), _Mlp(dim, hidden)
+        self.attn, self.mlp = _Attention(dim, heads, qkv_bias), Mlp(dim, hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))

@@ -72,3 +72,14 @@ class GatedMLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         a, b = self.w13(x).chunk(2, dim=-1)
         return self.w2(F.silu(a) * b)
+
+
+class Mlp(nn.Module):
+    """fc1 -> GELU -> fc2 (timm's `Mlp`, whose parameter names the ViT checkpoints we load use)."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))

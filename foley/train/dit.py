@@ -253,14 +253,9 @@ def run_from_args(a: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from foley.errors import FoleyError
+    from foley.train import script_main
 
-    p = argparse.ArgumentParser(prog="python -m foley.train.dit", description=__doc__.splitlines()[0])
-    add_arguments(p)
-    try:
-        print(run_from_args(p.parse_args(argv)))
-    except FoleyError as e:
-        raise SystemExit(f"error: {e}") from None
+    script_main("python -m foley.train.dit", __doc__, add_arguments, run_from_args, argv)
 
 
 if __name__ == "__main__":

@@ -48,3 +48,23 @@ def test_training_lowers_the_loss_and_retrieval_beats_chance(tmp_path):
     assert after["mix_r1"] > 4 * after["chance_mix_r1"] and after["mix_r1"] > before["mix_r1"] + 0.2
     assert after["stem_r1"] > 5 * after["chance_stem_r1"]
     assert after["zeroshot_acc"] > 4 * after["chance_zeroshot"] and after["head_acc"] > 2 / len(class_labels())
+
+
+def test_the_shipped_embedding_names_the_class_of_unseen_test_stems():
+    from foley.train.clap import class_prompts
+
+    model = load_clap()
+    pool = make_pool(8, "test", 11, 2.0, progress=False)
+    stems = pool.select("stem")
+    names = list(class_labels()[:-1])
+    with torch.no_grad():
+        protos = torch.nn.functional.normalize(
+            torch.stack([model.embed_text(class_prompts(c)).mean(0) for c in names]), dim=-1)
+        a = torch.nn.functional.normalize(model.audio_proj(model.audio(pool.mel[stems].float())), dim=-1)
+    acc = np.mean([names[int(i)] == pool.label[s] for i, s in zip((a @ protos.T).argmax(1), stems)])
+    assert acc >= 0.7  # chance 1/13
+    caps = [pool.captions[i] for i in pool.select("mix")]
+    mixes = torch.nn.functional.normalize(model.audio_proj(model.audio(pool.mel[pool.select("mix")].float())), dim=-1)
+    with torch.no_grad():
+        hits = (model.embed_text(caps) @ mixes.T).argmax(1) == torch.arange(len(caps))
+    assert hits.float().mean() >= 0.5  # chance 1/8

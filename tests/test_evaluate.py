@@ -133,3 +133,23 @@ def test_corrupt_embedding_and_missing_folder_are_one_line_errors(bench, tmp_pat
         r = subprocess.run([sys.executable, "-m", "foley", *map(str, argv)], capture_output=True, text=True)
         assert r.returncode == 1 and "Traceback" not in r.stderr
         assert r.stderr.strip().startswith("foley: error:") and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_other_rates_and_lengths_are_resampled_and_trimmed_with_a_warning(bench, tmp_path):
+    from foley.models.clap import load_clap
+
+    clips = bench / "clips"
+    key = sorted(p.stem for p in (clips / "objaware").iterdir())[0]
+    ref, _ = sf.read(clips / "objaware" / f"{key}.flac", always_2d=True)
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    from scipy.signal import resample_poly
+
+    low = resample_poly(ref, 1, 3, axis=0)  # 16 kHz
+    sf.write(gen / f"{key}.wav", np.concatenate([low, np.zeros((16000, 2))]), 16000)  # and 1 s longer
+    pairs, problems = find_pairs(gen, clips / "objaware", clips)
+    rep = evaluate(pairs, model=load_clap(bench / "clap.pt"), progress=False, problems=problems)
+    assert rep.summary["n_clips"] == 1 and rep.clips[0]["seconds"] == pytest.approx(ref.shape[0] / SR)
+    assert any("scored on the common part" in p for p in rep.problems)
+    c = rep.clips[0]  # the same sound at another rate: the same class posteriors and stereo image
+    assert c["kl"] < 0.3 and abs(c["stereo_score"] - c["stereo_score_ref"]) < 0.05

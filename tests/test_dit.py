@@ -61,7 +61,7 @@ def test_the_dit_learns_a_latent_that_follows_the_video():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:20])
     m.eval()
     frames, x = squares(32, 12, gen)

@@ -79,4 +79,4 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--index", type=int, default=0, help="which track of the file (default 0, the best)")
     e.add_argument("--centre", type=float, default=0.05, help="half-width of the centre bin (default 0.05)")
     e.set_defaults(func=_cmd_eval, reads=("generated", "ref", "truth", "embedding", "audio", "track"),
-                   writes=("json", "csv"))
+                   writes=("json", "csv"), folders=("plots",))

@@ -25,4 +25,4 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         p = tsub.add_parser(name, help=text)
         importlib.import_module(module).add_arguments(p)
         reads = tuple(d for d in ("init",) if any(a.dest == d for a in p._actions))
-        p.set_defaults(func=_cmd_train, reads=reads, writes=())  # writes into its run folder
+        p.set_defaults(func=_cmd_train, reads=reads, writes=(), folders=("out",))  # fills its run folder

@@ -60,3 +60,13 @@ def test_bad_embedder_requests_are_clear_errors(tmp_path):
                         (f"panns={tmp_path / 'missing.pth'}", "not found")):
         with pytest.raises(EmbedderError, match=words):
             load_embedder(spec)
+
+
+def test_release_files_with_pickled_objects_load_only_when_trusted(tmp_path):
+    torch.manual_seed(0)
+    model = VGGish(widths=(4, 4, 8, 8, 8, 8), hidden=16, dim=6).eval()
+    torch.save({"model": model.state_dict(), "iteration": np.int64(3)}, tmp_path / "release.pth")
+    with pytest.raises(EmbedderError, match="--trust-weights"):
+        load_embedder(f"vggish={tmp_path / 'release.pth'}")
+    name, fn = load_embedder(f"vggish={tmp_path / 'release.pth'}", trust=True)
+    assert fn(_tone(440, 1.0)).shape == (6,)

@@ -18,7 +18,7 @@ def _cmd_eval(a: argparse.Namespace) -> None:
     from foley.models.clap import load_clap
     from foley.models.embedders import load_embedder
 
-    external = dict(load_embedder(spec, a.mono_type) for spec in a.embedder)
+    external = dict(load_embedder(spec, a.mono_type, a.trust_weights) for spec in a.embedder)
     pairs, problems = ev.find_pairs(a.generated, a.ref, a.truth)
     rep = ev.evaluate(pairs, load_clap(a.embedding), external, problems=problems, mono_type=a.mono_type)
     for p in rep.problems:
@@ -72,6 +72,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--embedder", action="append", default=[], metavar="NAME=WEIGHTS",
                    help="also FD on an external embedder from local weights: panns=Cnn14.pth, vggish=vggish.pth "
                         "(repeatable)")
+    e.add_argument("--trust-weights", action="store_true",
+                   help="let --embedder files hold pickled objects besides tensors (only for files you trust)")
     e.add_argument("--mono-type", default="mean", choices=("mean", "left", "right", "side"),
                    help="downmix for external embedders (default mean)")
     e.add_argument("--audio", help="one stereo file (with --track): Stereo-Score, BAS and pan error")

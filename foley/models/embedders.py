@@ -204,8 +204,13 @@ BUILDERS: dict[str, Callable[[dict], nn.Module]] = {
 NOT_YET: tuple[str, ...] = ()
 
 
-def load_embedder(spec: str, mono_type: str = "mean") -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
-    """'name=weights' -> (name, function (N,) mono 48 kHz -> (D,) features)."""
+def load_embedder(spec: str, mono_type: str = "mean", trust: bool = False) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
+    """'name=weights' -> (name, function (N,) mono 48 kHz -> (D,) features).
+
+    Files are read with `weights_only=True` (no pickled code runs); release files that also pickle other
+    objects (numpy scalars, optimiser state: some PANNs and LAION-CLAP releases) load only with `trust=True`
+    (`--trust-weights`), which the user gives for files they trust.
+    """
     name, _, path = spec.partition("=")
     name = name.strip().lower()
     if name in NOT_YET:
@@ -215,10 +220,10 @@ def load_embedder(spec: str, mono_type: str = "mean") -> tuple[str, Callable[[np
     if not Path(path).is_file():
         raise EmbedderError(f"{name} weights {path!r} not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError:
-        raise EmbedderError(f"{path}: not a readable weight file (UnpicklingError: it holds more than tensors; if "
-                            "you trust it, re-save its state dict with torch.save and point at that)") from None
+        raise EmbedderError(f"{path}: it holds more than tensors (pickled objects); if you trust the file, pass "
+                            "--trust-weights (or re-save its state dict with torch.save)") from None
     except Exception as e:  # torch raises many kinds on a damaged file
         raise EmbedderError(f"{path}: not a readable weight file ({type(e).__name__})") from None
     state = state.get("model", state) if isinstance(state, dict) else state

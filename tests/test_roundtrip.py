@@ -155,3 +155,111 @@ def test_shipped_v2_codecs_keep_tones_and_voices_that_v1_turned_into_noise(path)
     assert L.pesq_wb(x, y2) > L.pesq_wb(x, y1) + 0.05, (L.pesq_wb(x, y2), L.pesq_wb(x, y1))
     assert L.pitch_error_cents(x, y2) < 40 < 200 < L.pitch_error_cents(x, y1)  # v1: about 800 cents
     assert L.periodicity(y2) > L.periodicity(y1) + 0.2
+
+
+# ---------------------------------------------------------------------- streaming (issue 13, defect 13)
+
+def _whole_clip(codec, x):
+    """The reference: one non-streamed encode/decode of the whole clip, trimmed to its length."""
+    n, hop = x.shape[-1], codec.cfg.hop
+    xt = torch.zeros(1, 2, -(-n // hop) * hop)
+    xt[..., :n] = torch.from_numpy(np.asarray(x, np.float32))
+    with torch.no_grad():
+        return codec.decode(codec.encode(xt))[0, :, :n].numpy()
+
+
+@pytest.mark.parametrize("chunk_frames", [7, rt.CHUNK_FRAMES])
+def test_streamed_roundtrip_equals_the_whole_clip_for_the_causal_codec(tmp_path, chunk_frames):
+    """The shipped causal codec, streamed in chunks (7 frames: chunk edges inside the clip), writes what one
+    whole-clip encode/decode gives (24-bit and float tolerance), as long as the input; the same figures."""
+    from foley.metrics import stereo_score
+    from foley.metrics.codec import pan_error
+
+    n = 3 * 48000 + 1234  # not whole latent frames
+    t = np.arange(n) / 48000
+    noise = 0.05 * np.random.default_rng(3).standard_normal((2, n))
+    x = (np.stack([0.3, 0.1])[:, None] * np.sin(2 * np.pi * 330 * t) + noise).astype(np.float32)
+    src = _wav(tmp_path / "in.wav", x, 48000, "FLOAT")
+    r = rt.roundtrip(src, tmp_path / "out.wav", DEFAULT_CHECKPOINT, chunk_frames=chunk_frames)
+    y, sr = sf.read(tmp_path / "out.wav", always_2d=True, dtype="float32")
+    ref = _whole_clip(load_codec(DEFAULT_CHECKPOINT), x)
+    assert sr == 48000 and y.shape == (n, 2) and r.seconds == n / 48000
+    assert np.abs(ref).max() > 0.1 and np.abs(y.T - ref).max() < 2e-6
+    xd, refd = x.astype(np.float64), ref.astype(np.float64)
+    assert r.pan_error == pytest.approx(pan_error(refd, xd, 48000, 25), abs=1e-6)
+    assert r.stereo_score_in == pytest.approx(stereo_score(xd), abs=1e-9)
+    assert r.stereo_score_out == pytest.approx(stereo_score(refd), abs=1e-6)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_roundtrip_output_is_as_long_as_the_input(tmp_path, causal):
+    """Any length, below one latent frame, whole frames, one sample over, causal (streamed in 3-frame
+    chunks) or offline (whole clip): the output has the input's length."""
+    torch.manual_seed(0)
+    path = tmp_path / "codec.pt"
+    save_codec(path, Codec(CodecConfig(width=32, enc_blocks=1, dec_blocks=1, causal=causal)))
+    rng = np.random.default_rng(4)
+    for n in (700, 1920, 1921, 3 * 1920 * 3 + 5):
+        src = _wav(tmp_path / f"in{n}.wav", 0.1 * rng.standard_normal((2, n)), 48000)
+        r = rt.roundtrip(src, tmp_path / f"out{n}.flac", path, chunk_frames=3)
+        assert sf.info(str(tmp_path / f"out{n}.flac")).frames == n and r.seconds == n / 48000, n
+
+
+def test_a_clipping_reconstruction_is_written_once_scaled_and_leaves_nothing_behind(tmp_path, ckpt, monkeypatch,
+                                                                                      caplog):
+    """A reconstruction peaking above 1 is known only at its end: that write is dropped and the stream run
+    again, scaled by 0.99 / peak as a whole clip would be."""
+    from foley.blocks import rechunk
+
+    def loud(codec, blocks, chunk_frames=rt.CHUNK_FRAMES):  # a 'codec' that doubles the input
+        return (2 * np.asarray(b, np.float32) for b in rechunk(blocks, chunk_frames * codec.cfg.hop))
+
+    monkeypatch.setattr(rt, "codec_blocks", loud)
+    x = 0.2 * np.random.default_rng(5).standard_normal((2, 20000))
+    x[0, 12345] = 0.9  # the peak, in a later chunk: 1.8 after the 'codec'
+    src = _wav(tmp_path / "in.wav", x, 48000, "FLOAT")
+    with caplog.at_level(logging.WARNING, logger="foley"):
+        rt.roundtrip(src, tmp_path / "out.wav", ckpt, chunk_frames=2)
+    assert "peaks at 1.80" in caplog.text
+    y = sf.read(tmp_path / "out.wav", always_2d=True)[0].T
+    assert np.abs(y - 2 * x.astype(np.float32) * (0.99 / 1.8)).max() < 1e-6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.wav"]
+
+
+def _peak_mib(argv: list[str]) -> float:
+    """Peak RSS (MiB) of `python -m foley ARGV` in a fresh process: its own VmHWM, printed at exit.
+
+    Not getrusage(RUSAGE_CHILDREN): Linux carries ru_maxrss across exec, so a child of this (large)
+    test process reports at least this process's peak.
+    """
+    import os
+    import subprocess
+    import sys
+
+    code = ("import atexit, runpy, sys\n"
+            "def peak():\n"
+            "    for line in open('/proc/self/status'):\n"
+            "        if line.startswith('VmHWM:'):\n"
+            "            print('VmHWM', int(line.split()[1]) / 1024, file=sys.stderr)\n"
+            "atexit.register(peak)\n"
+            "sys.argv = ['foley', *sys.argv[1:]]\n"
+            "runpy.run_module('foley', run_name='__main__')\n")
+    res = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return float(res.stderr.split("VmHWM")[-1].split()[0])
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_roundtrip_memory_is_flat_in_the_input_length(tmp_path):
+    """`foley codec roundtrip` of 120 s peaks under 1.3x the memory of 20 s (whole-clip it was 1.6x; 5x at 10 min)."""
+    rng = np.random.default_rng(6)
+    peaks = {}
+    for seconds in (20, 120):
+        src = tmp_path / f"in{seconds}.wav"
+        with sf.SoundFile(src, "w", 48000, 2, subtype="PCM_16") as f:
+            for _ in range(seconds // 10):
+                f.write(0.1 * rng.standard_normal((480000, 2)))
+        peaks[seconds] = _peak_mib(["codec", "roundtrip", str(src), str(tmp_path / f"out{seconds}.wav")])
+        assert sf.info(str(tmp_path / f"out{seconds}.wav")).frames == seconds * 48000
+    assert peaks[120] < 1.3 * peaks[20], peaks

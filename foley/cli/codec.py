@@ -19,5 +19,6 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     r = csub.add_parser("roundtrip", help="encode and decode an audio file (hear what the codec keeps)")
     r.add_argument("input", help="any audio or video file with sound; resampled/upmixed to 48 kHz stereo")
     r.add_argument("output", help="output .wav or .flac")
-    r.add_argument("--checkpoint", help="codec checkpoint (default: the shipped v2 causal foley/checkpoints/codec_tiny.pt)")
+    r.add_argument("--checkpoint", help="codec checkpoint (default: the shipped v2 causal foley/checkpoints/codec_tiny.pt, "
+                   "which streams in memory flat in the length; offline checkpoints take the whole clip)")
     r.set_defaults(func=_cmd_roundtrip, reads=("input", "checkpoint"), writes=("output",))

@@ -10,7 +10,7 @@ import torch
 from scipy.signal import resample_poly
 from torch import Tensor
 
-from foley.metrics.stereo import audio_position, evaluate, frame_energies
+from foley.metrics.stereo import audio_position, evaluate, frame_energies, position_of_energies
 from foley.models.codec import Codec
 from foley.models.codec_dsp import band_matrix
 from foley.models.codec_loss import lrms, mrstft, stft_mag
@@ -64,7 +64,12 @@ def ild_error_db(y: Tensor, x: Tensor, hop: int, sr: int) -> float:
 
 def pan_error(y: np.ndarray, x: np.ndarray, sr: int, fps: float) -> float:
     """Mean |pan(y) - pan(x)| per video frame (foley.metrics.audio_position), over x's non-silent frames."""
-    py, px = audio_position(y, sr, fps), audio_position(x, sr, fps)
+    return frame_pan_error(frame_energies(y, sr, fps), frame_energies(x, sr, fps))
+
+
+def frame_pan_error(ey: np.ndarray, ex: np.ndarray) -> float:
+    """`pan_error` from per-frame channel energies (2, K) of y and x (`frame_energies`, or a stream's block sums)."""
+    py, px = position_of_energies(ey), position_of_energies(ex)
     k = min(len(py.pan), len(px.pan))
     keep = ~px.silent[:k]
     return float(np.abs(py.pan[:k] - px.pan[:k])[keep].mean()) if keep.any() else 0.0

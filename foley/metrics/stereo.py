@@ -39,9 +39,14 @@ def audio_position(stereo: np.ndarray, sr: int, fps: float, n_frames: int | None
     Under the equal-power law (eq. 3) the energy centre of mass is sin(pi w / 2); `pan` inverts the law,
     w = (4/pi) atan2(rms_R, rms_L) - 1, so it is on the same scale as a track's x.
     """
-    e = frame_energies(stereo, sr, fps, n_frames)  # (2, K)
+    return position_of_energies(frame_energies(stereo, sr, fps, n_frames), silence_db)
+
+
+def position_of_energies(e: np.ndarray, silence_db: float = -60.0) -> AudioPosition:
+    """`audio_position` from per-frame channel energies (2, K), as `frame_energies` gives them (streamed
+    callers add them up block by block); no frames give empty arrays."""
     total = e.sum(axis=0)
-    floor = max(float(total.max()) * 10 ** (silence_db / 10), 1e-20)
+    floor = max(float(total.max(initial=0.0)) * 10 ** (silence_db / 10), 1e-20)
     silent = total <= floor
     safe = np.where(silent, 1.0, total)
     com = np.where(silent, 0.0, (e[1] - e[0]) / safe)

@@ -29,10 +29,8 @@ SR = 48000
 COLUMNS = ("bas_in", "bas_off", "bas_all", "bas_single", "stereo_score", "fd", "kl", "clap", "sync_f1", "class_acc")
 
 
-def generate_row(gen: Generator, clips: Path, keys: list[str], out: Path, st: Settings, spatial: bool = False) -> float:
+def generate_row(gen: Generator, clips: Path, keys: list[str], out: Path, st: Settings) -> float:
     """Generate every clip into out/key.flac (kept if present); returns seconds per clip of the new ones."""
-    from foley.spatial import render_source
-
     out.mkdir(parents=True, exist_ok=True)
     spent, made = 0.0, 0
     for key in keys:
@@ -43,11 +41,20 @@ def generate_row(gen: Generator, clips: Path, keys: list[str], out: Path, st: Se
         audio = gen(clips / f"{key}.mp4", settings=st)
         spent += time.time() - t0
         made += 1
-        if spatial:  # base -> mono -> the spatializer, following the first object's true track
-            tracks = read_truth(clips / f"{key}.json").tracks
-            audio = render_source(audio.mean(0), tracks[0], SR) if tracks else audio
         io.write_audio(target, audio.astype(np.float32), SR)
     return spent / made if made else float("nan")
+
+
+def spatialize_row(source: Path, clips: Path, keys: list[str], out: Path) -> None:
+    """Each generated clip downmixed to mono and placed by our spatializer on the first object's true track."""
+    from foley.spatial import render_source
+
+    out.mkdir(parents=True, exist_ok=True)
+    for key in keys:
+        audio = io.read_audio(source / f"{key}.flac", sr=SR, channels=2)
+        tracks = read_truth(clips / f"{key}.json").tracks
+        placed = render_source(audio.mean(0), tracks[0], SR) if tracks else audio
+        io.write_audio(out / f"{key}.flac", placed.astype(np.float32), SR)
 
 
 def speed(gen: Generator, clip: Path, steps: tuple[int, ...]) -> list[tuple[int, float]]:
@@ -81,8 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     st = Settings(a.cfg, a.steps, a.sampler, 0)
     gens = {"base": Generator(a.base), "obj": Generator(a.obj)}
     secs = {"base": generate_row(gens["base"], clips, keys, out / "base", st),
-            "obj": generate_row(gens["obj"], clips, keys, out / "obj", st),
-            "base -> mono -> spatialize": generate_row(gens["base"], clips, keys, out / "base_spatial", st, True)}
+            "obj": generate_row(gens["obj"], clips, keys, out / "obj", st)}
+    spatialize_row(out / "base", clips, keys, out / "base_spatial")
     model = load_clap()
     rows = {"objaware (reference)": clips / "objaware", "dataset (reference)": clips / "dataset",
             "mono (reference)": clips / "mono", "base": out / "base", "obj": out / "obj",

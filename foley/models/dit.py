@@ -132,11 +132,13 @@ class DiT(nn.Module):
 FORMAT = "foley.dit/1"
 
 
-def save_dit(path, model: DiT, codec_hash: str, **meta: object) -> str:  # noqa: ANN001
-    """Write a DiT checkpoint recording the hash of the codec whose latents it generates."""
+def save_dit(path, model: DiT, codec_hash: str, half: bool = False, **meta: object) -> str:  # noqa: ANN001
+    """Write a DiT checkpoint recording the hash of the codec whose latents it generates; `half` stores the
+    weights as float16 (how the shipped ones stay under 16 MiB; they load back into float32)."""
     from foley import checkpoint
 
-    return checkpoint.save(path, FORMAT, model.config_dict(), model.state_dict(), codec_hash=codec_hash, **meta)
+    state = {k: v.half() if half and v.is_floating_point() else v for k, v in model.state_dict().items()}
+    return checkpoint.save(path, FORMAT, model.config_dict(), state, codec_hash=codec_hash, **meta)
 
 
 def load_dit(path, codec=None, device: str | torch.device = "cpu") -> tuple[DiT, dict]:  # noqa: ANN001

@@ -212,6 +212,15 @@ def clip_scores(audio: np.ndarray, cache: Cache, fps: float) -> tuple[float, flo
     return float(np.mean(f1)), float(np.mean(bas)) if bas else float("nan")
 
 
+def ship(run_export: str | Path, path: str | Path) -> None:
+    """A run's dit.pt as a shippable file: the same weights in float16 (with its codec hash and metadata)."""
+    from foley.models.dit import load_dit
+
+    model, ckpt = load_dit(run_export)
+    meta = {k: ckpt[k] for k in ("stage", "step", "train_config") if k in ckpt}
+    save_dit(path, model, ckpt["codec_hash"], half=True, **meta)
+
+
 def run_dit(lc: LoopConfig, tc: DitTaskConfig, out: str | Path, resume: bool = False, device: str | None = None) -> Path:
     """Train (or resume) a DiT into `out`; returns out/dit.pt."""
     cfg = None

@@ -82,3 +82,16 @@ def test_a_checkpoint_refuses_another_codec(tmp_path):
     with pytest.raises(CheckpointError, match="another codec"):
         load_dit(tmp_path / "d.pt", codec)
     assert load_dit(tmp_path / "d.pt")[0].channels == codec.cfg.channels
+
+
+def test_half_precision_shipping_keeps_the_weights(tmp_path):
+    m = DiT(TINY, 4)
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    save_dit(tmp_path / "full.pt", m, "a" * 64)
+    save_dit(tmp_path / "half.pt", m, "a" * 64, half=True)
+    back, ckpt = load_dit(tmp_path / "half.pt")
+    assert (tmp_path / "half.pt").stat().st_size < 0.6 * (tmp_path / "full.pt").stat().st_size
+    assert next(back.parameters()).dtype == torch.float32 and ckpt["codec_hash"] == "a" * 64
+    for a, b in zip(m.parameters(), back.parameters()):
+        assert torch.allclose(a, b, atol=1e-3)

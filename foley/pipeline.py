@@ -231,20 +231,22 @@ def evaluate_file(audio_path: str | os.PathLike, track_path: str | os.PathLike, 
 
 def report_table(rows: dict[str, StereoReport]) -> str:
     """A plain-text table of reports, one row each."""
-    head = f"{'':<22}{'Stereo-Score':>13}{'BAS in':>9}{'BAS off':>9}{'BAS all':>9}{'MAE in':>9}{'MAE off':>9}"
+    w = max([22] + [len(n) + 1 for n in rows])
+    head = f"{'':<{w}}{'Stereo-Score':>13}{'BAS in':>9}{'BAS off':>9}{'BAS all':>9}{'MAE in':>9}{'MAE off':>9}"
     lines = [head, "-" * len(head)]
 
     def f(v: float) -> str:
         return f"{'n/a':>9}" if v != v else f"{v:>9.3f}"
 
     for name, r in rows.items():
-        lines.append(f"{name:<22}{r.stereo_score:>13.3f}{f(r.bas_in)}{f(r.bas_off)}{f(r.bas)}{f(r.mae_in)}{f(r.mae_off)}")
+        lines.append(f"{name:<{w}}{r.stereo_score:>13.3f}{f(r.bas_in)}{f(r.bas_off)}{f(r.bas)}{f(r.mae_in)}{f(r.mae_off)}")
     return "\n".join(lines)
 
 
 def run_demo(out_dir: str | os.PathLike, width: int = 640, height: int = 360, seconds: float = 8.0,
-             seed: int = 0) -> dict[str, StereoReport]:
-    """The main job on a built-in example: make a clip, track it, spatialize it, score it; files go to out_dir."""
+             seed: int = 0, generate: bool = True, steps: int = 25) -> dict[str, StereoReport]:
+    """The main job on a built-in example: make a clip, track it, spatialize it, generate its sound with the
+    shipped object-aware DiT (unless `generate` is False), score them all; files go to out_dir."""
     from foley.demo import DemoScene
     from foley.plot import plot_tracks
     from foley.spatial import spread_ambience
@@ -272,8 +274,15 @@ def run_demo(out_dir: str | os.PathLike, width: int = 640, height: int = 360, se
     io.mux_audio(silent, stereo, SR, out / "demo_stereo.mp4")
     decoded = io.read_audio(out / "demo_stereo.mp4", sr=SR)
     dual = np.stack([mono, mono]) * 0.5
-    return {
+    reports = {
         "object-aware vs truth": evaluate(decoded, SR, truth),
         "object-aware vs tracked": evaluate(decoded, SR, tracks[0]),
         "dual-mono vs truth": evaluate(dual, SR, truth),
     }
+    if generate:
+        from foley.generate import Generator, Settings
+
+        made = Generator("obj")(silent, settings=Settings(steps=steps, seed=seed))
+        io.mux_audio(silent, made, SR, out / "demo_generated.mp4")
+        reports["generated (obj DiT) vs truth"] = evaluate(made, SR, truth)
+    return reports

@@ -93,3 +93,12 @@ def test_bad_generation_requests_are_one_line_errors_without_output(setup, tmp_p
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
     assert list(tmp_path.glob(".*part*")) == []
+
+
+def test_the_demo_generates_with_the_shipped_model_and_scores_it(tmp_path):
+    from foley.pipeline import run_demo
+
+    reports = run_demo(tmp_path / "demo", width=160, height=96, seconds=2.0, steps=2)
+    rep = reports["generated (obj DiT) vs truth"]
+    assert io.probe(tmp_path / "demo" / "demo_generated.mp4").has_audio
+    assert 0 <= rep.stereo_score <= 1 and rep.frames_in + rep.frames_off + rep.frames_silent == 50

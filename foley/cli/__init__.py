@@ -55,10 +55,11 @@ def _cmd_track(a: argparse.Namespace) -> None:
 def _cmd_demo(a: argparse.Namespace) -> None:
     from foley import pipeline
 
-    reports = pipeline.run_demo(a.out, width=a.width, height=a.height, seconds=a.seconds)
+    reports = pipeline.run_demo(a.out, width=a.width, height=a.height, seconds=a.seconds, generate=not a.no_generate)
     print(pipeline.report_table(reports))
     (Path(a.out) / "metrics.json").write_text(json.dumps({k: r.as_dict() for k, r in reports.items()}, indent=2))
-    print(f"\nwrote {a.out}/: demo_stereo.mp4 (play it), tracks.png (what was tracked), tracks.json, "
+    made = "" if a.no_generate else "demo_generated.mp4 (sound made from the pictures by the shipped DiT), "
+    print(f"\nwrote {a.out}/: demo_stereo.mp4 (play it), {made}tracks.png (what was tracked), tracks.json, "
           "truth.json, demo_silent.mp4, demo_mono.wav, metrics.json")
 
 
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--width", type=int, default=640)
     d.add_argument("--height", type=int, default=360)
     d.add_argument("--seconds", type=float, default=8.0)
+    d.add_argument("--no-generate", action="store_true", help="skip generating the clip's sound with the DiT")
     d.set_defaults(func=_cmd_demo, reads=(), writes=(), folders=("out",))
 
     from foley.cli import codec, evaluate, generate, train, world

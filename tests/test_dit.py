@@ -95,3 +95,20 @@ def test_half_precision_shipping_keeps_the_weights(tmp_path):
     assert next(back.parameters()).dtype == torch.float32 and ckpt["codec_hash"] == "a" * 64
     for a, b in zip(m.parameters(), back.parameters()):
         assert torch.allclose(a, b, atol=1e-3)
+
+
+def test_a_users_videos_become_training_clips(tmp_path):
+    from foley import io
+    from foley.data.latents import video_clips
+
+    frames = [np.full((48, 64, 3), min(2 * k, 255), np.uint8) for k in range(225)]  # 9 s at 25 fps
+    audio = 0.1 * np.random.default_rng(0).standard_normal((2, 9 * 48000)).astype(np.float32)
+    io.write_video(tmp_path / "mine.mp4", iter(frames), 25, audio=audio, sr=48000)
+    (tmp_path / "list.csv").write_text("video,caption\nmine.mp4,a grey wall\n")
+    clips = list(video_clips(tmp_path / "list.csv", 4.0, 25))
+    assert [c.key for c in clips] == ["mine-0000", "mine-0001"]  # two whole 4 s clips; the last second dropped
+    assert clips[1].frames.shape == (100, 96, 96, 3) and clips[1].mixes["objaware"].shape == (2, 4 * 48000)
+    assert clips[0].caption == "a grey wall" and abs(int(clips[1].frames[0].mean()) - 200) <= 2
+    io.write_video(tmp_path / "silent.mp4", iter(frames[:30]), 25)
+    with pytest.raises(Exception, match="no audio"):
+        list(video_clips(tmp_path, 4.0, 25))

@@ -16,8 +16,7 @@ SR = 48000
 def setup(tmp_path_factory):
     import torch
 
-    from foley.data.latents import codec_hash
-    from foley.models.codec import load_codec
+    from foley.models.codec import codec_hash, load_codec
     from foley.models.dit import DiT, DiTConfig, save_dit
 
     d = tmp_path_factory.mktemp("gen")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from foley.errors import FoleyError
+from foley.models.codec import codec_hash
 
 
 @dataclass
@@ -154,10 +155,3 @@ def load_cache(path: str | os.PathLike, codec=None) -> Cache:  # noqa: ANN001
     if codec is not None and cache.codec_hash != codec_hash(codec):
         raise FoleyError(f"{path} was encoded with another codec; delete it to rebuild")
     return cache
-
-
-def codec_hash(codec) -> str:  # noqa: ANN001
-    """The hash of a codec's weights (what a generator's checkpoint records)."""
-    from foley.checkpoint import state_hash
-
-    return state_hash(codec.state_dict())

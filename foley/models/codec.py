@@ -336,3 +336,8 @@ def load_codec(path: str | Path | None = None, map_location: str | torch.device 
 def frames_for(n_samples: int, cfg: CodecConfig) -> int:
     """Latent frames covering n_samples."""
     return cfg.seq.frames_for(n_samples)
+
+
+def codec_hash(codec: Codec) -> str:
+    """The hash of a codec's weights: what a generator's checkpoint records of the codec it was trained with."""
+    return checkpoint.state_hash(codec.state_dict())

@@ -144,7 +144,7 @@ def save_dit(path, model: DiT, codec_hash: str, half: bool = False, **meta: obje
 def load_dit(path, codec=None, device: str | torch.device = "cpu") -> tuple[DiT, dict]:  # noqa: ANN001
     """(model in eval mode, checkpoint dict); refuses a checkpoint made for another codec than `codec`."""
     from foley import checkpoint
-    from foley.data.latents import codec_hash
+    from foley.models.codec import codec_hash
 
     ckpt = checkpoint.load(path, (FORMAT,), "DiT", "train one with `foley train dit`")
     cfg = dict(ckpt["config"])

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 from foley import checkpoint
-from foley.data.latents import Cache, build_cache, codec_hash, load_cache, video_clips, world_clips
+from foley.data.latents import Cache, build_cache, load_cache, video_clips, world_clips
 from foley.diffusion import SAMPLERS, cfg as guided, v_loss
+from foley.models.codec import codec_hash
 from foley.models.dit import FORMAT, PRESETS, DiT, DiTConfig, save_dit
 from foley.train.loop import LoopConfig, TrainError, resume_configs, train, with_steps
 

@@ -14,6 +14,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -90,24 +91,19 @@ class Generator:
                 return self.clap.embed_audio(torch.from_numpy(audio[None]), SR)
         return None
 
-    def read_frames(self, video: str | os.PathLike, duration: float | None = None) -> torch.Tensor:
-        """(K, 3, S, S) uint8 frames at the codec's fps, K = duration * fps (default: the whole video)."""
+    def frames(self, video: str | os.PathLike, duration: float | None = None) -> Iterator[torch.Tensor]:
+        """(3, S, S) uint8 frames at the codec's fps, read lazily: the whole video or its first `duration` s."""
         from foley import io
 
         info = io.probe(video)
         if duration is not None and (not np.isfinite(duration) or duration <= 0):
             raise GenerateError(f"--duration must be > 0 seconds, got {duration}")
-        s = self.dit.cfg.frame_size
-        fps = self.codec.cfg.fps
+        s, fps = self.dit.cfg.frame_size, self.codec.cfg.fps
         limit = int(round((duration or info.duration) * fps))
-        frames = []
-        for f in io.iter_frames(video, fps=fps, size=(s, s)):
-            frames.append(f)
-            if len(frames) >= limit:
-                break
-        if not frames:
-            raise GenerateError(f"{video}: no frames to generate for")
-        return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()  # (K, 3, S, S)
+        for k, f in enumerate(io.iter_frames(video, fps=fps, size=(s, s))):
+            if k >= limit:
+                return
+            yield torch.from_numpy(f).permute(2, 0, 1).contiguous()
 
     @torch.no_grad()
     def latents(self, frames: torch.Tensor, cond: torch.Tensor | None, st: Settings, window: int) -> torch.Tensor:
@@ -128,22 +124,46 @@ class Generator:
         return SAMPLERS[st.sampler](cfg(fn, st.cfg_strength), noise, st.steps)
 
     @torch.no_grad()
+    def blocks(self, video: str | os.PathLike, prompt: str | None = None, audio_prompt: str | None = None,
+               duration: float | None = None, settings: Settings = Settings()) -> Iterator[np.ndarray]:
+        """(2, k) float32 blocks of stereo at 48 kHz for the video, window by window: memory flat in its length.
+
+        Windows of WINDOW frames start every WINDOW - OVERLAP frames; each window's audio fades out over its
+        last OVERLAP frames while the next one fades in, and the overlap is normalised by the summed weights.
+        """
+        cond = self.condition(prompt, audio_prompt)
+        hop = self.codec.cfg.hop
+        it = self.frames(video, duration)
+        pending = next(it, None)
+        if pending is None:
+            raise GenerateError(f"{video}: no frames to generate for")
+        buf: list[torch.Tensor] = []
+        tail: tuple[np.ndarray, np.ndarray] | None = None  # the previous window's faded end and its weights
+        i = 0
+        while True:
+            while len(buf) < WINDOW and pending is not None:
+                buf.append(pending)
+                pending = next(it, None)
+            last, n = pending is None, len(buf)
+            z = self.latents(torch.stack(buf), cond, settings, i)
+            ramp = _ramp(n, hop, fade_in=i > 0, fade_out=not last)
+            y = self.codec.decode(z)[0].cpu().numpy()[:, : n * hop] * ramp  # (2, n * hop)
+            w = ramp.copy()
+            if tail is not None:
+                f = tail[1].size
+                y[:, :f] += tail[0]
+                w[:f] += tail[1]
+            if last:
+                yield y / np.maximum(w, 1e-6)
+                return
+            cut = (n - OVERLAP) * hop
+            yield y[:, :cut] / np.maximum(w[:cut], 1e-6)
+            tail, buf, i = (y[:, cut:], w[cut:]), buf[n - OVERLAP:], i + 1
+
     def __call__(self, video: str | os.PathLike, prompt: str | None = None, audio_prompt: str | None = None,
                  duration: float | None = None, settings: Settings = Settings()) -> np.ndarray:
         """(2, N) float32 stereo at 48 kHz for the video (or its first `duration` seconds)."""
-        frames = self.read_frames(video, duration)
-        cond = self.condition(prompt, audio_prompt)
-        hop, k = self.codec.cfg.hop, frames.shape[0]
-        out = np.zeros((2, k * hop), np.float32)
-        weight = np.zeros(k * hop, np.float32)
-        starts = list(range(0, max(1, k - OVERLAP), WINDOW - OVERLAP)) if k > WINDOW else [0]
-        for i, a in enumerate(starts):
-            b = min(k, a + WINDOW)
-            audio = self.codec.decode(self.latents(frames[a:b], cond, settings, i))[0].cpu().numpy()  # (2, n*hop)
-            ramp = _ramp(b - a, hop, fade_in=a > 0, fade_out=b < k)
-            out[:, a * hop:b * hop] += audio[:, : (b - a) * hop] * ramp
-            weight[a * hop:b * hop] += ramp
-        return out / np.maximum(weight, 1e-6)
+        return np.concatenate(list(self.blocks(video, prompt, audio_prompt, duration, settings)), axis=1)
 
     def write(self, video: str | os.PathLike, out: str | os.PathLike, **kw: object) -> None:
         """Generate and write: WAV/FLAC by extension, else muxed into a copy of the video (stream copied)."""
@@ -152,7 +172,7 @@ class Generator:
         suffix = Path(out).suffix.lower()
         if suffix not in (".wav", ".flac", ".mp4", ".mov", ".mkv"):
             raise GenerateError(f"output {out}: use .wav, .flac, or a video .mp4/.mov/.mkv")
-        audio = self(video, **kw)
+        audio = self.blocks(video, **kw)  # streamed into the writer: memory flat in the video's length
         if suffix in (".wav", ".flac"):
             io.write_audio(out, audio, SR)
         else:

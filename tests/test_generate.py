@@ -101,3 +101,25 @@ def test_the_demo_generates_with_the_shipped_model_and_scores_it(tmp_path):
     rep = reports["generated (obj DiT) vs truth"]
     assert io.probe(tmp_path / "demo" / "demo_generated.mp4").has_audio
     assert 0 <= rep.stereo_score <= 1 and rep.frames_in + rep.frames_off + rep.frames_silent == 50
+
+
+def test_streamed_windows_equal_the_whole_clip_overlap_add(setup):
+    import torch
+
+    from foley.generate import OVERLAP, WINDOW, Generator, Settings, _ramp
+
+    d = setup
+    gen = Generator(str(d / "tiny.pt"))
+    st = Settings(2.0, 2, "ddim", 5)
+    frames = torch.stack(list(gen.frames(d / "v.mp4")))  # (150, 3, S, S): two windows
+    hop, k = gen.codec.cfg.hop, frames.shape[0]
+    out, weight = np.zeros((2, k * hop)), np.zeros(k * hop)
+    for i, a in enumerate(range(0, k - OVERLAP, WINDOW - OVERLAP)):  # the whole-clip overlap-add, by hand
+        b = min(k, a + WINDOW)
+        audio = gen.codec.decode(gen.latents(frames[a:b], None, st, i))[0].detach().numpy()
+        ramp = _ramp(b - a, hop, fade_in=a > 0, fade_out=b < k)
+        out[:, a * hop:b * hop] += audio[:, : (b - a) * hop] * ramp
+        weight[a * hop:b * hop] += ramp
+    blocks = list(gen.blocks(d / "v.mp4", settings=st))
+    assert len(blocks) == 2 and blocks[0].shape[1] == (WINDOW - OVERLAP) * hop
+    assert np.allclose(np.concatenate(blocks, axis=1), out / weight, atol=1e-5)

@@ -210,7 +210,7 @@ def clap_embedder(model) -> Embed:  # noqa: ANN001
                 f = model.audio_features(torch.from_numpy(x[None]).float())
                 out["features"].append(f[0].numpy())
                 out["posteriors"].append(model.posteriors(f)[0].numpy())
-                out["audio"].append(torch.nn.functional.normalize(model.audio_proj(f), dim=-1)[0].numpy())
+                out["audio"].append(model.joint(f)[0].numpy())
         return {k: np.stack(v) for k, v in out.items()}
 
     return embed

@@ -60,11 +60,11 @@ def test_the_shipped_embedding_names_the_class_of_unseen_test_stems():
     with torch.no_grad():
         protos = torch.nn.functional.normalize(
             torch.stack([model.embed_text(class_prompts(c)).mean(0) for c in names]), dim=-1)
-        a = torch.nn.functional.normalize(model.audio_proj(model.audio(pool.mel[stems].float())), dim=-1)
+        a = model.joint(model.audio(pool.mel[stems].float()))
     acc = np.mean([names[int(i)] == pool.label[s] for i, s in zip((a @ protos.T).argmax(1), stems)])
     assert acc >= 0.7  # chance 1/13
     caps = [pool.captions[i] for i in pool.select("mix")]
-    mixes = torch.nn.functional.normalize(model.audio_proj(model.audio(pool.mel[pool.select("mix")].float())), dim=-1)
+    mixes = model.joint(model.audio(pool.mel[pool.select("mix")].float()))
     with torch.no_grad():
         hits = (model.embed_text(caps) @ mixes.T).argmax(1) == torch.arange(len(caps))
     assert hits.float().mean() >= 0.5  # chance 1/8

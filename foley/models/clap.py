@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.signal import resample_poly
 from torch import nn
 
 from foley import checkpoint
+from foley.resample import resample
 
 FORMAT = "foley.clap/1"
 SR = 48000
@@ -205,9 +205,13 @@ class Clap(nn.Module):
         """(B, N) or (B, C, N) audio at `sr` -> (B, width) features (C channels are averaged: mono downmix)."""
         return self.audio(self.log_mel(audio, sr))
 
+    def joint(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, width) audio features -> (B, D) unit vectors in the joint space."""
+        return F.normalize(self.audio_proj(features), dim=-1)
+
     def embed_audio(self, audio: torch.Tensor, sr: int = SR) -> torch.Tensor:
         """(B, D) unit vectors in the joint space."""
-        return F.normalize(self.audio_proj(self.audio_features(audio, sr)), dim=-1)
+        return self.joint(self.audio_features(audio, sr))
 
     def embed_text(self, texts: list[str]) -> torch.Tensor:
         """(B, D) unit vectors in the joint space."""
@@ -225,7 +229,7 @@ class Clap(nn.Module):
     def loss(self, b: ClapBatch) -> dict[str, torch.Tensor]:
         """Symmetric InfoNCE (captions that are equal count as positives), class cross-entropy, BoW baseline."""
         feats = self.audio(b.mel.to(self.device))  # (B, W)
-        a = F.normalize(self.audio_proj(feats), dim=-1)
+        a = self.joint(feats)
         t = self.embed_text(b.captions)
         same = torch.tensor([[x == y for y in b.captions] for x in b.captions], dtype=torch.float32, device=a.device)
         target = same / same.sum(1, keepdim=True)  # (B, B) symmetric
@@ -248,8 +252,7 @@ def prepare(audio: torch.Tensor | np.ndarray, sr: int) -> torch.Tensor:
     if x.dim() == 3:
         x = x.mean(1)
     if sr != SR:
-        g = math.gcd(int(sr), SR)
-        x = torch.from_numpy(resample_poly(x.cpu().numpy(), SR // g, int(sr) // g, axis=-1).astype(np.float32))
+        x = torch.from_numpy(resample(x.cpu().numpy(), sr, SR))
     return x
 
 

@@ -22,7 +22,6 @@ does (tests use those). Nothing is downloaded: a user points at weights they hav
 from __future__ import annotations
 
 import importlib
-import math
 import pickle
 from pathlib import Path
 from typing import Callable
@@ -30,10 +29,10 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.signal import resample_poly
 from torch import nn
 
 from foley.errors import FoleyError
+from foley.resample import resample
 
 SR = 48000
 
@@ -49,11 +48,6 @@ def _mel_fb(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> torch
     bins = mel(np.fft.rfftfreq(n_fft, 1 / sr))[:, None]
     lo, mid, hi = edges[None, :-2], edges[None, 1:-1], edges[None, 2:]
     return torch.from_numpy(np.maximum(0, np.minimum((bins - lo) / (mid - lo), (hi - bins) / (hi - mid)))).float()
-
-
-def _resample(x: np.ndarray, sr: int, to: int) -> np.ndarray:
-    g = math.gcd(sr, to)
-    return resample_poly(x, to // g, sr // g).astype(np.float32)
 
 
 # ---------------------------------------------------------------------- PANNs Cnn14
@@ -238,7 +232,7 @@ def load_embedder(spec: str, mono_type: str = "mean", trust: bool = False) -> tu
 
 def _features(model: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
     def fn(mono: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(_resample(np.asarray(mono, np.float32), SR, model.sr))
+        x = torch.from_numpy(resample(np.asarray(mono, np.float32), SR, model.sr))
         with torch.no_grad():
             if isinstance(model, VGGish):
                 return model(model.examples(x)).mean(0).numpy()

@@ -157,7 +157,7 @@ def recall_at(sim: torch.Tensor, truth: torch.Tensor, ks: tuple[int, ...] = (1, 
 def audio_embeddings(model: Clap, pool: Pool, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """(features, joint embeddings) of pool items (whole clips)."""
     feats = torch.cat([model.audio(pool.mel[idx[a:a + 64]].float().to(model.device)) for a in range(0, len(idx), 64)])
-    return feats, torch.nn.functional.normalize(model.audio_proj(feats), dim=-1)
+    return feats, model.joint(feats)
 
 
 def class_prompts(cls: str) -> list[str]:

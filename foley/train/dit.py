@@ -93,7 +93,7 @@ def _subset(c: Cache, idx: range) -> Cache:
 def embeddings(cache: Cache, clap) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
     """(text, audio) joint embeddings (P, D) of a cache's captions and mixes."""
     text = torch.cat([clap.embed_text(cache.captions[a:a + 64]) for a in range(0, len(cache), 64)])
-    audio = torch.cat([torch.nn.functional.normalize(clap.audio_proj(clap.audio(cache.mel[a:a + 64].float())), dim=-1)
+    audio = torch.cat([clap.joint(clap.audio(cache.mel[a:a + 64].float()))
                        for a in range(0, len(cache), 64)])
     return text, audio
 

@@ -20,16 +20,15 @@ Each sample is a dict of tensors (collates with the default `collate_fn`):
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
-from scipy.signal import resample_poly
 from torch.utils.data import IterableDataset, get_worker_info
 
+from foley.resample import resample
 from foley.world.audio import MIXES
 from foley.world.objects import CLASSES
 from foley.world.record import decode
@@ -111,12 +110,12 @@ class WorldDataset(IterableDataset):
             ev = np.floor(np.asarray(ob["events"]) * self.fps).astype(int)
             events[j, ev[(ev >= 0) & (ev < t_out)]] = True
         out = {"key": key, "video": torch.from_numpy(np.ascontiguousarray(video.transpose(0, 3, 1, 2))),
-               "audio": {m: torch.from_numpy(_resample(a, meta["sr"], self.sr)) for m, a in rec.mixes.items()},
+               "audio": {m: torch.from_numpy(resample(a, meta["sr"], self.sr)) for m, a in rec.mixes.items()},
                "tracks": torch.from_numpy(tracks), "present": torch.from_numpy(present),
                "labels": torch.from_numpy(labels), "events": torch.from_numpy(events),
                "caption": "; ".join(meta["captions"])}
         if self.stems:
-            res = _resample(rec.stems[:o], meta["sr"], self.sr)
+            res = resample(rec.stems[:o], meta["sr"], self.sr)
             st = np.zeros((o, res.shape[-1]), np.float32)
             st[: res.shape[0]] = res
             out["stems"] = torch.from_numpy(st)
@@ -132,10 +131,3 @@ def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     interp = cv2.INTER_AREA if size[0] < frames.shape[2] else cv2.INTER_LINEAR
     return np.stack([cv2.resize(f, size, interpolation=interp) for f in frames])
 
-
-def _resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """(C, N) float32 at sr_in -> at sr_out (polyphase)."""
-    if sr_in == sr_out:
-        return np.ascontiguousarray(audio, np.float32)
-    g = math.gcd(sr_in, sr_out)
-    return resample_poly(audio, sr_out // g, sr_in // g, axis=-1).astype(np.float32)

@@ -100,9 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-generate", action="store_true", help="skip generating the clip's sound with the DiT")
     d.set_defaults(func=_cmd_demo, reads=(), writes=(), folders=("out",))
 
-    from foley.cli import codec, evaluate, generate, train, world
+    from foley.cli import codec, evaluate, generate, stream, train, world
 
     generate.add_parsers(sub)
+    stream.add_parsers(sub)
     evaluate.add_parsers(sub)
     world.add_parsers(sub)
     codec.add_parsers(sub)

@@ -8,6 +8,7 @@ import importlib
 MODELS = {  # model -> (task module, help)
     "codec": ("foley.train.codec", "the stereo codec, on Procedural Foley world clips and procedural tonal audio"),
     "dit": ("foley.train.dit", "the StereoFoley DiT (base on the dataset mix, obj fine-tuned on objaware)"),
+    "reactor": ("foley.train.reactor", "SoundReactor (online): diffusion pre-training, then --stage ect consistency tuning"),
     "clap": ("foley.train.clap", "the joint audio-text embedding, on world stems, ambiences and mixes with captions"),
 }
 

@@ -155,3 +155,30 @@ def load_cache(path: str | os.PathLike, codec=None) -> Cache:  # noqa: ANN001
     if codec is not None and cache.codec_hash != codec_hash(codec):
         raise FoleyError(f"{path} was encoded with another codec; delete it to rebuild")
     return cache
+
+
+def ensure_cache(codec, split: str, n: int, cache_dir: str | os.PathLike = "runs/dit", videos: str = "",  # noqa: ANN001
+                 seed: int = 0) -> Cache:
+    """The cache of a split, built on first use: n world clips of (seed, split), or the user's `videos` (a folder
+    or CSV; the last tenth is the val split). Caches live in `cache_dir`, shared by every generator's runs."""
+    folder = Path(cache_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    if videos:
+        path = folder / f"cache-videos-{Path(videos).stem}.pt"
+        if not path.is_file():
+            build_cache(video_clips(videos, 4.0, codec.cfg.fps), codec, path)
+        cache = load_cache(path, codec)
+        cut = max(1, len(cache) // 10)  # the last tenth validates
+        return subset(cache, range(len(cache) - cut, len(cache)) if split == "val" else range(len(cache) - cut))
+    path = folder / f"cache-{split}-{n}.pt"
+    if not path.is_file():
+        build_cache(world_clips(n, split, seed, fps=codec.cfg.fps), codec, path, total=n)
+    return load_cache(path, codec)
+
+
+def subset(c: Cache, idx: range | list[int]) -> Cache:
+    """The clips of `c` at indices idx."""
+    i = list(idx)
+    pick = lambda xs: [xs[j] for j in i]  # noqa: E731
+    return Cache({m: z[i] for m, z in c.latents.items()}, c.frames[i], c.mel[i], pick(c.keys), pick(c.captions),
+                 pick(c.classes), pick(c.events), pick(c.track_x), c.codec_hash)

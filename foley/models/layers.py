@@ -83,3 +83,36 @@ class Mlp(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc2(F.gelu(self.fc1(x)))
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * g (Zhang & Sennrich 2019), over the last dimension."""
+
+    def __init__(self, width: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(width))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rope_base(base: float, head_dim: int, ntk: float = 1.0) -> float:
+    """NTK-aware scaling (bloc97 2023): stretch the rotary base so a context `ntk` times the trained one keeps
+    its high frequencies (local order) and interpolates only the low ones."""
+    return base * ntk ** (head_dim / (head_dim - 2)) if ntk != 1.0 else base
+
+
+def rope_tables(pos: Tensor, head_dim: int, base: float, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
+    """(cos, sin), each (L, head_dim / 2), of rotary embeddings at integer positions pos (L,).
+
+    Angles are computed in float64, so a stream's positions can grow for hours without losing precision."""
+    inv = base ** (-torch.arange(0, head_dim, 2, device=pos.device, dtype=torch.float64) / head_dim)
+    ang = pos.to(torch.float64)[:, None] * inv[None]
+    return torch.cos(ang).to(dtype), torch.sin(ang).to(dtype)
+
+
+def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotary position embedding (Su et al. 2021) of x (B, H, L, d) with tables from `rope_tables`."""
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from foley import checkpoint
-from foley.data.latents import Cache, build_cache, load_cache, video_clips, world_clips
+from foley.data.latents import Cache, ensure_cache
+from foley.train.validation import clip_scores
 from foley.diffusion import SAMPLERS, cfg as guided, v_loss
 from foley.models.codec import codec_hash
 from foley.models.dit import FORMAT, PRESETS, DiT, DiTConfig, save_dit
@@ -63,30 +64,6 @@ class DitTaskConfig:
     @property
     def mix(self) -> str:
         return MIX[self.stage]
-
-
-def ensure_cache(tc: DitTaskConfig, codec, split: str, n: int) -> Cache:  # noqa: ANN001
-    """The cache of a split, built on first use (world clips, or the user's videos for train and val)."""
-    folder = Path(tc.cache_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    if tc.videos:
-        path = folder / f"cache-videos-{Path(tc.videos).stem}.pt"
-        if not path.is_file():
-            build_cache(video_clips(tc.videos, 4.0, codec.cfg.fps), codec, path)
-        cache = load_cache(path, codec)
-        cut = max(1, len(cache) // 10)  # the last tenth validates
-        return _subset(cache, range(len(cache) - cut, len(cache)) if split == "val" else range(len(cache) - cut))
-    path = folder / f"cache-{split}-{n}.pt"
-    if not path.is_file():
-        build_cache(world_clips(n, split, tc.seed, fps=codec.cfg.fps), codec, path, total=n)
-    return load_cache(path, codec)
-
-
-def _subset(c: Cache, idx: range) -> Cache:
-    i = list(idx)
-    pick = lambda xs: [xs[j] for j in i]  # noqa: E731
-    return Cache({m: z[i] for m, z in c.latents.items()}, c.frames[i], c.mel[i], pick(c.keys), pick(c.captions),
-                 pick(c.classes), pick(c.events), pick(c.track_x), c.codec_hash)
 
 
 @torch.no_grad()
@@ -143,8 +120,8 @@ class DitTask:
     def prepare(self, device: torch.device, rank: int) -> None:
         self.device = device
         if self.train_cache is None:
-            self.train_cache = ensure_cache(self.tc, self.codec, "train", self.tc.clips)
-            self.val_cache = ensure_cache(self.tc, self.codec, "val", self.tc.val_clips)
+            self.train_cache = ensure_cache(self.codec, "train", self.tc.clips, self.tc.cache_dir, self.tc.videos, self.tc.seed)
+            self.val_cache = ensure_cache(self.codec, "val", self.tc.val_clips, self.tc.cache_dir, self.tc.videos, self.tc.seed)
         self.text, self.audio = embeddings(self.train_cache, self.clap)
         self.val_text, _ = embeddings(self.val_cache, self.clap)
 
@@ -195,24 +172,6 @@ class DitTask:
 
     def export(self, ema: DiT, path: Path, **meta: Any) -> None:
         save_dit(path, ema, codec_hash(self.codec), stage=self.tc.stage, **meta)
-
-
-def clip_scores(audio: np.ndarray, cache: Cache, fps: float) -> tuple[float, float]:
-    """(onset F1 against the true events, BAS against the first object's track) averaged over clips."""
-    from foley.metrics.stereo import evaluate
-    from foley.metrics.sync import match, onsets
-    from foley.tracks import Track
-
-    f1, bas = [], []
-    for i, a in enumerate(audio):
-        f1.append(match(onsets(a, 48000), np.asarray(cache.events[i])).f1)
-        if cache.track_x[i]:
-            x = np.asarray(cache.track_x[i][0])
-            tr = Track(fps=fps, x=x, y=np.zeros_like(x), mass=np.ones_like(x), reliable=np.ones(len(x), bool))
-            b = evaluate(a, 48000, tr).bas
-            if b == b:
-                bas.append(b)
-    return float(np.mean(f1)), float(np.mean(bas)) if bas else float("nan")
 
 
 def ship(run_export: str | Path, path: str | Path) -> None:

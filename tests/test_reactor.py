@@ -1,0 +1,151 @@
+"""SoundReactor: causality, streaming = offline, the sliding window, the head's losses and samplers, learning."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from foley.models.head import DiffusionHead, karras
+from foley.models.reactor import Objective, ReactorConfig, ReactorNet
+
+SMALL = ReactorConfig(width=32, depth=2, heads=2, frame_size=16, video_width=32, video_depth=1, window=12,
+                      head_width=32, head_depth=2)
+
+
+def live(cfg=SMALL, channels=6, seed=0):
+    """A random network whose every path reaches the output (the zero-initialised layers filled)."""
+    torch.manual_seed(seed)
+    m = ReactorNet(cfg, channels)
+    for p in m.parameters():
+        if p.dim() and (p == 0).all():
+            torch.nn.init.normal_(p, std=0.1)
+    return m.eval()
+
+
+def clips(b, t, size=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (b, t, 3, size, size), generator=g, dtype=torch.uint8)
+
+
+@pytest.mark.parametrize("cfg_scale,nfe,mode", [(1.0, 1, "consistency"), (2.5, 3, "consistency"), (2.0, 4, "diffusion")])
+def test_streaming_equals_an_offline_teacher_forced_run(cfg_scale, nfe, mode):
+    """Frame-by-frame generation (KV cache, sliding window shorter than the clip) gives exactly the latents the
+    whole-sequence causal forward gives on the same latents with the same noise."""
+    m = live()
+    frames = clips(2, 20)  # 40 tokens against a 12-token window: the cache slides
+    with torch.no_grad():
+        lat = m.generate(frames, nfe, mode, cfg_scale, seed=5)
+        z = m(frames, lat)
+        z_null = m(frames, lat, drop=torch.ones(2, dtype=torch.bool))
+        g = torch.Generator().manual_seed(5)
+        out = []
+        for k in range(20):
+            noise = torch.randn((2, 6), generator=g)
+            out.append(m.head.sample(z[:, k], noise, nfe, mode, cfg_scale, z_null[:, k], g))
+    again = m.denormalize(torch.stack(out, dim=1)).transpose(1, 2)
+    assert torch.allclose(again, lat, atol=1e-5)
+    assert lat.std() > 0.1  # not a degenerate (all-equal) output
+
+
+def test_no_output_depends_on_a_future_frame_or_latent():
+    m = live()
+    frames, other = clips(1, 10), clips(1, 10, seed=1)
+    k = 6
+    changed = frames.clone()
+    changed[:, k:] = other[:, k:]
+    a = m.generate(frames, 2, "consistency", 2.0, seed=0)
+    b = m.generate(changed, 2, "consistency", 2.0, seed=0)
+    assert torch.equal(a[..., :k], b[..., :k])
+    assert (a[..., k] - b[..., k]).abs().max() > 1e-3  # frame k itself does change frame k's audio
+
+    lat = torch.randn(1, 6, 10, requires_grad=True)
+    f = frames.float().requires_grad_()  # the tokenizer's arithmetic works on float frames too: gradients reach them
+    z = m(f, lat)
+    z[:, k].sum().backward()
+    assert lat.grad[..., k:].abs().max() == 0 and lat.grad[..., :k].abs().max() > 0
+    assert f.grad[:, k + 1:].abs().max() == 0 and f.grad[:, k].abs().max() > 0
+
+
+def test_the_kv_cache_never_holds_more_than_the_window():
+    m = live()
+    st = m.start(1, 2.0)
+    for f in clips(1, 40)[0]:
+        m.step(st, f[None], 1)
+    assert all(c["k"].shape[2] <= SMALL.window and c["k"].shape[0] == 2 for c in st.caches)
+    assert st.pos == 80
+
+
+def test_ntk_scaling_changes_long_range_rotation_only():
+    from foley.models.layers import rope_base, rope_tables
+
+    base = rope_base(10000.0, 16, 4.0)
+    assert base > 10000.0 * 4 ** 0.99
+    c1, _ = rope_tables(torch.arange(100), 16, 10000.0)
+    c4, _ = rope_tables(torch.arange(100), 16, base)
+    assert torch.allclose(c1[:, 0], c4[:, 0])  # the fastest frequency (local order) is kept
+    assert not torch.allclose(c1[:, -1], c4[:, -1])  # the slowest is stretched
+
+
+def test_edm_denoiser_is_the_identity_at_zero_noise_and_samplers_use_their_budget():
+    torch.manual_seed(0)
+    h = DiffusionHead(4, 8, 16, 1)
+    for p in h.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    x, z = torch.randn(5, 4), torch.randn(5, 8)
+    assert torch.allclose(h.denoise(x, torch.zeros(5), z), x)
+    calls = []
+    real = h.denoise
+    h.denoise = lambda *a: calls.append(1) or real(*a)
+    for nfe in (1, 4):
+        for mode in ("diffusion", "consistency"):
+            calls.clear()
+            h.sample(z, torch.randn(5, 4), nfe, mode)
+            assert len(calls) == nfe
+    assert karras(4, 0.002, 80.0)[0] == pytest.approx(80.0) and karras(4, 0.002, 80.0)[-1] == pytest.approx(0.002)
+
+
+def _toy(n, t, gen):
+    """Frames whose brightness b (one per frame) sets every latent channel: x_k = 2 b_k - 1 (+ noise)."""
+    b = torch.rand(n, t, generator=gen)
+    frames = (b[:, :, None, None, None] * 255).round().to(torch.uint8).expand(n, t, 3, 16, 16).contiguous()
+    lat = (2 * b[:, None, :] - 1).expand(n, 6, t) + 0.05 * torch.randn(n, 6, t, generator=gen)
+    return frames, lat, b
+
+
+def test_the_reactor_learns_a_video_dependent_latent_and_ect_keeps_it_in_one_step():
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    m = ReactorNet(replace(SMALL, window=32), 6)
+    frames, lat, _ = _toy(64, 8, gen)
+    m.set_stats(lat)
+    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
+    losses = []
+    for step in range(250):
+        i = torch.randint(0, 64, (16,), generator=gen)
+        drop = torch.rand(16, generator=gen) < 0.1
+        loss = m(frames[i], lat[i], drop, objective=Objective(gen))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-25:]) < 0.5 * np.mean(losses[:25])
+    f, _, b = _toy(8, 8, torch.Generator().manual_seed(1))
+    m.eval()
+
+    def agreement(mode, nfe):
+        x = m.generate(f, nfe, mode, 1.0, seed=0).mean(1)  # (B, T)
+        return float(torch.corrcoef(torch.stack([x.flatten(), b.flatten()]))[0, 1])
+
+    assert agreement("diffusion", 8) > 0.9
+    for step in range(150):  # ECT from the pre-trained network
+        i = torch.randint(0, 64, (16,), generator=gen)
+        loss = m.train()(frames[i], lat[i], objective=Objective(gen, ect_stage=min(3, step // 40)))
+        assert torch.isfinite(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.eval()
+    assert agreement("consistency", 1) > 0.9
+    shuffled = float(torch.corrcoef(torch.stack([m.generate(f, 1, "consistency", 1.0).mean(1).flatten(),
+                                                 b[torch.randperm(8)].flatten()]))[0, 1])
+    assert abs(shuffled) < 0.5  # the baseline: the same audio against another clip's pictures

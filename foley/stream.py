@@ -39,8 +39,8 @@ class Reactor:
 
         if threads:
             torch.set_num_threads(threads)
-        if not 1 <= nfe <= 8:
-            raise FoleyError(f"--nfe must be 1..8 head evaluations per frame, got {nfe}")
+        if not 1 <= nfe <= 100:
+            raise FoleyError(f"--nfe must be 1..100 head evaluations per frame (1-4 after ECT), got {nfe}")
         if not cfg >= 1.0 or ntk < 1.0:
             raise FoleyError(f"cfg must be >= 1 and ntk >= 1 (got {cfg}, {ntk})")
         self.codec = load_codec().eval()
@@ -110,14 +110,16 @@ def parse_raw(spec: str) -> tuple[int, int, float]:
     return w, h, rate
 
 
-def raw_frames(stream: BinaryIO, width: int, height: int) -> Iterator[np.ndarray]:
-    """RGB24 frames from a byte stream; a stream that ends inside a frame is an error naming the byte count."""
+def raw_frames(stream: BinaryIO, width: int, height: int, stall: float = 0.0) -> Iterator[np.ndarray]:
+    """RGB24 frames from a byte stream; a stream that ends inside a frame is an error naming the byte count, and
+    a pipe that delivers nothing for `stall` seconds (0: wait forever) is a StreamError."""
     need = width * height * 3
+    read = _reader(stream, stall)
     k = 0
     while True:
-        buf = stream.read(need)
-        while buf and len(buf) < need:
-            more = stream.read(need - len(buf))
+        buf = b""
+        while len(buf) < need:
+            more = read(need - len(buf), k)
             if not more:
                 break
             buf += more
@@ -128,6 +130,25 @@ def raw_frames(stream: BinaryIO, width: int, height: int) -> Iterator[np.ndarray
                               f"(is --raw {width}x{height} right? frames must be packed RGB24)")
         yield np.frombuffer(bytearray(buf), np.uint8).reshape(height, width, 3)  # writable, for torch
         k += 1
+
+
+def _reader(stream: BinaryIO, stall: float):  # noqa: ANN202
+    """read(n, frame) -> up to n bytes (b'' at the end): straight from the file descriptor when there is one, so a
+    stall is seen (select) rather than blocked on inside a buffer."""
+    import os
+    import select
+
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # an in-memory stream never stalls
+        return lambda n, k: stream.read(n)
+
+    def read(n: int, k: int) -> bytes:
+        if stall > 0 and not select.select([fd], [], [], stall)[0]:
+            raise StreamError(f"the source stalled: no data for {stall:g} s after frame {k}")
+        return os.read(fd, n)
+
+    return read
 
 
 def camera_frames(index: int) -> tuple[Iterator[np.ndarray], float]:
@@ -154,7 +175,7 @@ def camera_frames(index: int) -> tuple[Iterator[np.ndarray], float]:
     return frames(), float(fps)
 
 
-def open_source(source: str, raw: str | None, fps_out: float) -> Iterator[np.ndarray]:
+def open_source(source: str, raw: str | None, fps_out: float, stall: float = 0.0) -> Iterator[np.ndarray]:
     """Frames at the codec's rate from a video file, raw RGB24 on stdin ('-' with --raw WxH@fps) or a camera index."""
     from foley import io
 
@@ -162,7 +183,7 @@ def open_source(source: str, raw: str | None, fps_out: float) -> Iterator[np.nda
         w, h, fps = parse_raw(raw)
         if source != "-":
             raise FoleyError("--raw reads frames from stdin: give '-' as SOURCE")
-        return retime(raw_frames(sys.stdin.buffer, w, h), fps, fps_out)
+        return retime(raw_frames(sys.stdin.buffer, w, h, stall), fps, fps_out)
     if source.isdigit():
         frames, fps = camera_frames(int(source))
         return retime(frames, fps, fps_out)

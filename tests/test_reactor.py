@@ -149,3 +149,49 @@ def test_the_reactor_learns_a_video_dependent_latent_and_ect_keeps_it_in_one_ste
     shuffled = float(torch.corrcoef(torch.stack([m.generate(f, 1, "consistency", 1.0).mean(1).flatten(),
                                                  b[torch.randperm(8)].flatten()]))[0, 1])
     assert abs(shuffled) < 0.5  # the baseline: the same audio against another clip's pictures
+
+
+def test_pretraining_then_ect_on_the_shared_loop(tmp_path):
+    """Pre-train on a cache of world clips, export, tune with ECT from the export (dropout on, stages advancing),
+    resume; checkpoints carry the codec's hash and the stage."""
+    from foley.data.latents import build_cache, world_clips
+    from foley.models.codec import codec_hash, load_codec
+    from foley.models.head import ect_stage
+    from foley.models.reactor import load_reactor
+    from foley.train.loop import LoopConfig, train
+    from foley.train.reactor import ReactorTask, ReactorTaskConfig, run_reactor
+
+    codec = load_codec()
+    for split, n in (("train", 3), ("val", 1)):
+        build_cache(world_clips(n, split, 0, seconds=1.0, fps=25), codec, tmp_path / f"cache-{split}-{n}.pt")
+    cfg = replace(SMALL, frame_size=32)
+    lc = LoopConfig(steps=4, batch=2, lr=1e-3, warmup=1, val_every=4, save_every=2)
+    tc = ReactorTaskConfig(clips=3, val_clips=1, crop=8, cache_dir=str(tmp_path), val_samples=1)
+    pre = train(ReactorTask(tc, cfg), lc, tmp_path / "pre")
+    net, ck = load_reactor(pre, codec)
+    assert ck["stage"] == "pretrain" and ck["codec_hash"] == codec_hash(codec)
+    assert net.std.min() > 0 and not torch.allclose(net.std, torch.ones_like(net.std))  # normalisation from the data
+    rows = (tmp_path / "pre" / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("step,seconds,lr,total,val_loss") and rows[-1].split(",")[0] == "4"
+
+    ect = ReactorTaskConfig(stage="ect", init=str(pre), clips=3, val_clips=1, crop=8, cache_dir=str(tmp_path),
+                            val_samples=1)
+    out = run_reactor(replace(lc, steps=2), ect, tmp_path / "ect")
+    tuned, ck = load_reactor(out, codec)
+    assert ck["stage"] == "ect" and tuned.cfg.head_dropout == 0.2 and tuned.cfg.width == cfg.width
+    assert [ect_stage(s, 8, 4) for s in range(8)] == [0, 0, 1, 1, 2, 2, 3, 3]
+    run_reactor(replace(lc, steps=3), ect, tmp_path / "ect", resume=True)
+    assert (tmp_path / "ect" / "log.csv").read_text().splitlines()[-1].split(",")[0] == "3"
+    with pytest.raises(Exception, match="--init"):
+        ReactorTaskConfig(stage="ect")
+
+
+def test_the_paper_size_preset_is_buildable():
+    from foley.models.reactor import PRESETS
+
+    with torch.device("meta"):
+        m = ReactorNet(PRESETS["paper"], 64)
+    n = sum(p.numel() for p in m.parameters())
+    assert 250e6 < n < 500e6 and m.cfg.frame_size == 224
+    tiny = sum(p.numel() for p in ReactorNet(PRESETS["tiny"], 120).parameters())
+    assert 4e6 < tiny < 8e6

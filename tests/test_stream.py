@@ -135,3 +135,21 @@ def test_stream_refuses_muxing_without_a_video_and_bad_options(ckpt, tmp_path, c
     assert "needs a video file" in capsys.readouterr().err
     assert main(["stream", "nothere.mp4", "-o", str(tmp_path / "x.wav"), "--model", str(ckpt)]) == 1
     assert main(["stream", str(tmp_path), "-o", str(tmp_path / "x.wav"), "--model", str(ckpt), "--nfe", "0"]) == 1
+
+
+def test_a_stalled_pipe_ends_the_stream_with_what_was_made(ckpt, tmp_path, monkeypatch, capsys):
+    import os
+
+    r, w = os.pipe()
+    os.write(w, b"".join(f.tobytes() for f in frames_of(2)))  # two frames, then nothing (the writer stays open)
+    monkeypatch.setattr(sys, "stdin", os.fdopen(r, "r"))
+    out = tmp_path / "stalled.wav"
+    rc = main(["stream", "-", "--raw", "16x16@25", "-o", str(out), "--model", str(ckpt), "-q", "--stall-timeout", "0.3"])
+    os.close(w)
+    assert rc == 1 and "stalled: no data for 0.3 s after frame 2" in capsys.readouterr().err
+    assert sf.read(out)[0].shape == (2 * HOP, 2)
+
+
+def test_a_camera_that_cannot_open_is_a_clear_error(ckpt, tmp_path, capsys):
+    assert main(["stream", "57", "-o", str(tmp_path / "cam.wav"), "--model", str(ckpt)]) == 1
+    assert "cannot open camera 57" in capsys.readouterr().err

@@ -82,13 +82,15 @@ def _cmd_stream(a: argparse.Namespace) -> None:
     from foley import io
     from foley.stream import Reactor, open_source
 
+    if a.max_seconds is not None and not a.max_seconds > 0 or not a.stall_timeout >= 0:
+        raise FoleyError("--max-seconds must be > 0 and --stall-timeout >= 0")
     out = Path(a.output)
     ext = out.suffix.lower()
     is_file = not a.raw and not a.source.isdigit() and a.source != "-"
     if ext in VIDEO_EXT and not is_file:
         raise FoleyError(f"{out}: muxing into a video needs a video file SOURCE; write .wav or .flac from a camera or pipe")
-    reactor = Reactor(a.model, nfe=a.nfe, cfg=a.cfg, seed=a.seed, threads=a.threads)
-    frames = open_source(a.source, a.raw, reactor.fps)
+    reactor = Reactor(a.model, nfe=a.nfe, cfg=a.cfg, seed=a.seed, ntk=a.ntk, threads=a.threads)
+    frames = open_source(a.source, a.raw, reactor.fps, a.stall_timeout)
     total = io.count_frames(io.probe(a.source), reactor.fps) if is_file else None
     if a.max_seconds:
         frames = (f for k, f in zip(range(int(round(a.max_seconds * reactor.fps))), frames))
@@ -129,6 +131,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--json", metavar="FILE", help="write latency p50_ms, p95_ms, p99_ms, misses as JSON")
     s.add_argument("--seed", type=int, default=0, help="the same seed gives the same audio")
     s.add_argument("--model", help="a reactor checkpoint (default: the shipped one)")
+    s.add_argument("--stall-timeout", type=float, default=10.0,
+                   help="end a pipe that sends nothing for this many seconds, keeping what was made (0: wait forever)")
+    s.add_argument("--ntk", type=float, default=1.0,
+                   help="NTK-aware RoPE: attend to this many times the trained window (default 1: a sliding window)")
     s.add_argument("--max-seconds", type=float, help="stop after this many seconds of audio")
     s.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

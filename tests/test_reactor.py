@@ -195,3 +195,39 @@ def test_the_paper_size_preset_is_buildable():
     assert 250e6 < n < 500e6 and m.cfg.frame_size == 224
     tiny = sum(p.numel() for p in ReactorNet(PRESETS["tiny"], 120).parameters())
     assert 4e6 < tiny < 8e6
+
+
+def test_dinov2_video_tokens_stream_causally_and_train_from_local_weights(tmp_path):
+    """The reactor on a frozen DINOv2 (a tiny random one saved as a release file): streaming = offline, and
+    `foley train reactor --dinov2 FILE` builds on it, leaving the backbone as loaded."""
+    from foley.data.latents import build_cache, world_clips
+    from foley.models.codec import load_codec
+    from foley.models.ext_dinov2 import PRESETS as DINO, DinoV2
+    from foley.models.reactor import load_reactor
+    from foley.train.loop import LoopConfig, train
+    from foley.train.reactor import ReactorTask, ReactorTaskConfig
+
+    cfg = replace(SMALL, video_backbone="dinov2", dino_preset="tiny", frame_size=70)
+    m = live(cfg)
+    frames = clips(1, 8, size=70)
+    with torch.no_grad():
+        lat = m.generate(frames, 1, "consistency", 1.0, seed=2)
+        z = m(frames, lat)
+        g = torch.Generator().manual_seed(2)
+        again = torch.stack([m.head.sample(z[:, k], torch.randn((1, 6), generator=g), 1) for k in range(8)], dim=-1)
+    assert torch.allclose(m.denormalize(again.transpose(1, 2)).transpose(1, 2), lat, atol=1e-5)
+
+    torch.manual_seed(3)
+    dino = DinoV2(DINO["tiny"])
+    torch.save(dino.state_dict(), tmp_path / "dino.pth")
+    codec = load_codec()
+    for split, n in (("train", 2), ("val", 1)):
+        build_cache(world_clips(n, split, 0, seconds=1.0), codec, tmp_path / f"cache-{split}-{n}-224px.pt", size=224)
+    tc = ReactorTaskConfig(clips=2, val_clips=1, crop=6, cache_dir=str(tmp_path), val_samples=1,
+                           dinov2=str(tmp_path / "dino.pth"), dino_preset="tiny")
+    out = train(ReactorTask(tc, replace(SMALL, frame_size=32)), LoopConfig(steps=2, batch=2, warmup=1, val_every=2),
+                tmp_path / "run")
+    net, _ = load_reactor(out)
+    assert net.cfg.video_backbone == "dinov2" and net.cfg.dino_preset == "tiny" and net.cfg.frame_size == 224
+    for k, v in dino.state_dict().items():
+        assert torch.equal(net.video.backbone.state_dict()[k], v)  # frozen: as loaded, after training

@@ -158,21 +158,24 @@ def load_cache(path: str | os.PathLike, codec=None) -> Cache:  # noqa: ANN001
 
 
 def ensure_cache(codec, split: str, n: int, cache_dir: str | os.PathLike = "runs/dit", videos: str = "",  # noqa: ANN001
-                 seed: int = 0) -> Cache:
+                 seed: int = 0, size: int = 32) -> Cache:
     """The cache of a split, built on first use: n world clips of (seed, split), or the user's `videos` (a folder
-    or CSV; the last tenth is the val split). Caches live in `cache_dir`, shared by every generator's runs."""
+    or CSV; the last tenth is the val split), frames at size x size. Caches live in `cache_dir`, shared by every
+    generator's runs."""
     folder = Path(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    tag = "" if size == 32 else f"-{size}px"
     if videos:
-        path = folder / f"cache-videos-{Path(videos).stem}.pt"
+        path = folder / f"cache-videos-{Path(videos).stem}{tag}.pt"
         if not path.is_file():
-            build_cache(video_clips(videos, 4.0, codec.cfg.fps), codec, path)
+            build_cache(video_clips(videos, 4.0, codec.cfg.fps), codec, path, size=size)
         cache = load_cache(path, codec)
         cut = max(1, len(cache) // 10)  # the last tenth validates
         return subset(cache, range(len(cache) - cut, len(cache)) if split == "val" else range(len(cache) - cut))
-    path = folder / f"cache-{split}-{n}.pt"
+    path = folder / f"cache-{split}-{n}{tag}.pt"
     if not path.is_file():
-        build_cache(world_clips(n, split, seed, fps=codec.cfg.fps), codec, path, total=n)
+        build_cache(world_clips(n, split, seed, fps=codec.cfg.fps, size=max(96, size)), codec, path, size=size,
+                    total=n)
     return load_cache(path, codec)
 
 

@@ -39,8 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from foley.models.embedders import EmbedderError, load_exact
-from foley.models.layers import Mlp, RMSNorm
-from foley.models.reactor import Block, _bidirectional
+from foley.models.layers import Mlp, RMSNorm, RotaryBlock
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -289,7 +288,7 @@ class DinoTokenizer(nn.Module):
         self.conv = nn.Conv2d(inner, inner, 3, stride=2, padding=1)
         self.agg = nn.Parameter(torch.randn(inner) * 0.02)
         self.heads = max(1, inner // 64)
-        self.blocks = nn.ModuleList(Block(inner, self.heads) for _ in range(depth))
+        self.blocks = nn.ModuleList(RotaryBlock(inner, self.heads) for _ in range(depth))
         self.norm = RMSNorm(inner)
         self.out = nn.Linear(inner, width)
 
@@ -315,5 +314,5 @@ class DinoTokenizer(nn.Module):
         x = x.flatten(2).transpose(1, 2) + sincos_2d(*x.shape[-2:], x.shape[1], x.device)  # (B*T, G, inner)
         h = torch.cat([self.agg.expand(len(x), 1, -1), x], dim=1)
         for blk in self.blocks:  # the tokens of one frame see each other, nothing of another frame
-            h = _bidirectional(blk, h)
+            h = blk.full(h)
         return self.out(self.norm(h[:, 0])).view(b, t, -1)

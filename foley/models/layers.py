@@ -116,3 +116,43 @@ def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """Rotary position embedding (Su et al. 2021) of x (B, H, L, d) with tables from `rope_tables`."""
     x1, x2 = x[..., 0::2], x[..., 1::2]
     return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+
+
+class RotaryBlock(nn.Module):
+    """RMSNorm -> attention -> residual; RMSNorm -> SwiGLU -> residual (the reactor's block, and the tokenizers').
+
+    `forward`: rotary, causal within a sliding window, with an optional KV cache; `full`: no mask, no rotation
+    (the patches of one frame, which carry their own position embeddings)."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.n1, self.n2 = RMSNorm(width), RMSNorm(width)
+        self.qkv = nn.Linear(width, 3 * width, bias=False)
+        self.proj = nn.Linear(width, width, bias=False)
+        self.mlp = GatedMLP(width)
+
+    def forward(self, x: Tensor, pos: Tensor, window: int, rope: tuple[Tensor, Tensor], cache: dict | None = None) -> Tensor:
+        """x (B, L, W) at positions pos (L,) with their rotary tables; `cache` {"k", "v", "pos"} grows with these
+        tokens (then keeps what the next token can still see)."""
+        b, n, w = x.shape
+        q, k, v = self.qkv(self.n1(x)).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # (B, H, L, d) each
+        q, k = rotate(q, *rope), rotate(k, *rope)
+        kpos = pos
+        if cache is not None:
+            if "k" in cache:
+                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
+                kpos = torch.cat([cache["pos"], pos])
+            keep = kpos > pos[-1] - window  # what the next token can still see
+            cache["k"], cache["v"], cache["pos"] = k[:, :, keep], v[:, :, keep], kpos[keep]
+        mask = (kpos[None] <= pos[:, None]) & (pos[:, None] - kpos[None] < window)  # (L, S)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        x = x + self.proj(y.transpose(1, 2).reshape(b, n, w))
+        return x + self.mlp(self.n2(x))
+
+    def full(self, x: Tensor) -> Tensor:
+        """Every token sees every other (no mask, no rotation)."""
+        b, n, w = x.shape
+        q, k, v = self.qkv(self.n1(x)).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        x = x + self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, w))
+        return x + self.mlp(self.n2(x))

@@ -5,7 +5,7 @@
     state = net.start(batch=1, cfg=2.0)     # streaming: a KV cache per stream (and one for CFG's null stream)
     x_k = net.step(state, frame_k, nfe=4)   # (B, C) the latent frame of video frame k, never looking ahead
 
-- **Video tokens** (`VideoTokenizer`): each frame at S x S and its difference with the previous frame -> a strided
+- **Video tokens** (`VideoTokenizer`, or `ext_dinov2.DinoTokenizer` on a frozen DINOv2 from local weights): each frame at S x S and its difference with the previous frame -> a strided
   CNN -> a grid of patch tokens plus an aggregation token -> a shallow transformer -> the aggregation token.
   A frame's token depends on that frame and the one before, nothing later.
 - **Transformer**: pre-norm blocks (RMSNorm, rotary attention, SwiGLU), causal, attending to the last `window`
@@ -22,11 +22,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from foley.models.head import DiffusionHead, Mode
-from foley.models.layers import GatedMLP, RMSNorm, rope_base, rope_tables, rotate
+from foley.models.layers import RMSNorm, RotaryBlock, rope_base, rope_tables
 from foley.models.video import frame_stack
 
 
@@ -45,12 +44,18 @@ class ReactorConfig:
     head_width: int = 256
     head_depth: int = 3
     head_dropout: float = 0.0  # ECT tunes with 0.2
+    video_backbone: str = "builtin"  # "builtin" (our small CNN) or "dinov2" (frozen, from local weights)
+    dino_preset: str = "vits14"  # which DINOv2 (foley.models.ext_dinov2.PRESETS) when video_backbone = "dinov2"
 
     def __post_init__(self) -> None:
         if self.width % self.heads or (self.width // self.heads) % 2:
             raise ValueError("width must split into heads of even size")
-        if self.window < 2 or self.depth < 1 or self.frame_size % 8:
-            raise ValueError("window >= 2, depth >= 1, frame_size a multiple of 8")
+        if self.window < 2 or self.depth < 1 or (self.video_backbone == "builtin" and self.frame_size % 8):
+            raise ValueError("window >= 2, depth >= 1, frame_size a multiple of 8 (the built-in CNN)")
+        if self.video_backbone not in ("builtin", "dinov2"):
+            raise ValueError(f"video_backbone must be builtin or dinov2, got {self.video_backbone!r}")
+        if self.video_backbone == "dinov2" and self.frame_size % 14:
+            raise ValueError(f"DINOv2 reads frames in 14-pixel patches: frame_size {self.frame_size} is not a multiple")
 
 
 PRESETS: Mapping[str, ReactorConfig] = {
@@ -59,36 +64,6 @@ PRESETS: Mapping[str, ReactorConfig] = {
     "paper": ReactorConfig(width=1024, depth=24, heads=16, frame_size=224, video_width=384, video_depth=2,
                            window=600, head_width=1024, head_depth=6),
 }
-
-
-class Block(nn.Module):
-    """RMSNorm -> rotary causal attention -> residual; RMSNorm -> SwiGLU -> residual."""
-
-    def __init__(self, width: int, heads: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.n1, self.n2 = RMSNorm(width), RMSNorm(width)
-        self.qkv = nn.Linear(width, 3 * width, bias=False)
-        self.proj = nn.Linear(width, width, bias=False)
-        self.mlp = GatedMLP(width)
-
-    def forward(self, x: Tensor, pos: Tensor, window: int, rope: tuple[Tensor, Tensor], cache: dict | None = None) -> Tensor:
-        """x (B, L, W) at positions pos (L,) with their rotary tables; `cache` {"k", "v", "pos"} grows with these
-        tokens (then keeps what the next token can still see)."""
-        b, n, w = x.shape
-        q, k, v = self.qkv(self.n1(x)).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # (B, H, L, d) each
-        q, k = rotate(q, *rope), rotate(k, *rope)
-        kpos = pos
-        if cache is not None:
-            if "k" in cache:
-                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
-                kpos = torch.cat([cache["pos"], pos])
-            keep = kpos > pos[-1] - window  # what the next token can still see
-            cache["k"], cache["v"], cache["pos"] = k[:, :, keep], v[:, :, keep], kpos[keep]
-        mask = (kpos[None] <= pos[:, None]) & (pos[:, None] - kpos[None] < window)  # (L, S)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        x = x + self.proj(y.transpose(1, 2).reshape(b, n, w))
-        return x + self.mlp(self.n2(x))
 
 
 class VideoTokenizer(nn.Module):
@@ -110,7 +85,7 @@ class VideoTokenizer(nn.Module):
         self.grid_pos = nn.Parameter(torch.randn(grid, inner) * 0.02)
         self.agg = nn.Parameter(torch.randn(inner) * 0.02)
         self.heads = max(1, inner // 64)
-        self.blocks = nn.ModuleList(Block(inner, self.heads) for _ in range(depth))
+        self.blocks = nn.ModuleList(RotaryBlock(inner, self.heads) for _ in range(depth))
         self.norm = RMSNorm(inner)
         self.out = nn.Linear(inner, width)
 
@@ -124,16 +99,8 @@ class VideoTokenizer(nn.Module):
         g = self.conv(x).flatten(2).transpose(1, 2) + self.grid_pos  # (B*T, G, inner)
         h = torch.cat([self.agg.expand(len(g), 1, -1), g], dim=1)
         for blk in self.blocks:  # patches of one frame see each other (they carry grid_pos, no rotation)
-            h = _bidirectional(blk, h)
+            h = blk.full(h)
         return self.out(self.norm(h[:, 0])).view(b, t, -1)
-
-
-def _bidirectional(blk: Block, x: Tensor) -> Tensor:
-    """A Block without a mask (patches of one frame see each other)."""
-    b, n, w = x.shape
-    q, k, v = blk.qkv(blk.n1(x)).view(b, n, 3, blk.heads, -1).permute(2, 0, 3, 1, 4)
-    x = x + blk.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, w))
-    return x + blk.mlp(blk.n2(x))
 
 
 @dataclass
@@ -165,11 +132,16 @@ class ReactorNet(nn.Module):
         super().__init__()
         self.cfg, self.channels = cfg, latent_channels
         w = cfg.width
-        self.video = VideoTokenizer(w, cfg.frame_size, cfg.video_width, cfg.video_depth)
+        if cfg.video_backbone == "dinov2":  # its weights are set by the caller (load_dinov2) or a checkpoint
+            from foley.models.ext_dinov2 import PRESETS as DINO, DinoTokenizer, DinoV2
+
+            self.video: nn.Module = DinoTokenizer(w, DinoV2(DINO[cfg.dino_preset]), cfg.video_width, cfg.video_depth)
+        else:
+            self.video = VideoTokenizer(w, cfg.frame_size, cfg.video_width, cfg.video_depth)
         self.null_video = nn.Parameter(torch.zeros(w))
         self.audio_in = nn.Linear(latent_channels, w)
         self.kind = nn.Parameter(torch.randn(2, w) * 0.02)  # video / audio token type
-        self.blocks = nn.ModuleList(Block(w, cfg.heads) for _ in range(cfg.depth))
+        self.blocks = nn.ModuleList(RotaryBlock(w, cfg.heads) for _ in range(cfg.depth))
         self.norm = RMSNorm(w)
         self.head = DiffusionHead(latent_channels, w, cfg.head_width, cfg.head_depth, cfg.head_dropout)
         self.register_buffer("mean", torch.zeros(latent_channels))

@@ -53,6 +53,8 @@ class ReactorTaskConfig:
     val_samples: int = 8
     val_cfg: float = 2.0
     init: str = ""
+    dinov2: str = ""  # local DINOv2 weights: video tokens from its frozen grid features (frames at 224 px)
+    dino_preset: str = "vits14"
     cache_dir: str = "runs/dit"
     seed: int = 0
 
@@ -102,6 +104,18 @@ class ReactorTask:
             d.pop("latent_channels")
             cfg = ReactorConfig(**d)
         cfg = cfg or PRESETS[tc.preset]
+        self.dino = None
+        if tc.dinov2 and self.init_ckpt is None:
+            from foley.models.ext_dinov2 import PRESETS as DINO, load_dinov2
+
+            if tc.dino_preset not in DINO:
+                raise TrainError(f"unknown DINOv2 preset {tc.dino_preset!r}; choose one of {sorted(DINO)}")
+            self.dino = load_dinov2(tc.dinov2, tc.dino_preset)
+            if self.dino.cfg != DINO[tc.dino_preset]:
+                raise TrainError(f"{tc.dinov2} is not a {tc.dino_preset} DINOv2 (its sizes: {self.dino.cfg}); "
+                                 f"pass --dino-preset")
+            cfg = replace(cfg, video_backbone="dinov2", dino_preset=tc.dino_preset,
+                          frame_size=cfg.frame_size if cfg.frame_size % 14 == 0 else 224)
         self.cfg = replace(cfg, head_dropout=tc.ect_dropout) if tc.stage == "ect" else cfg
         self.train_cache: Cache | None = None
         self.val_cache: Cache | None = None
@@ -116,8 +130,9 @@ class ReactorTask:
     def _caches(self) -> None:
         if self.train_cache is None:
             tc = self.tc
-            self.train_cache = ensure_cache(self.codec, "train", tc.clips, tc.cache_dir, tc.videos, tc.seed)
-            self.val_cache = ensure_cache(self.codec, "val", tc.val_clips, tc.cache_dir, tc.videos, tc.seed)
+            size = self.cfg.frame_size
+            self.train_cache = ensure_cache(self.codec, "train", tc.clips, tc.cache_dir, tc.videos, tc.seed, size)
+            self.val_cache = ensure_cache(self.codec, "val", tc.val_clips, tc.cache_dir, tc.videos, tc.seed, size)
 
     def build(self, device: torch.device) -> ReactorNet:
         model = ReactorNet(self.cfg, self.codec.cfg.channels)
@@ -126,6 +141,8 @@ class ReactorTask:
                                    for k, v in self.init_ckpt["model"].items()})
             print(f"warm start from {self.tc.init}")
         else:
+            if self.dino is not None:
+                model.video.backbone.load_state_dict(self.dino.state_dict())
             self._caches()
             model.set_stats(self.train_cache.latents[self.tc.mix])  # normalisation: in the model before the EMA copy
         return model.to(device)
@@ -215,6 +232,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", default="", help="start from a reactor checkpoint (required for --stage ect)")
     p.add_argument("--mix", default="objaware", choices=("objaware", "dataset"))
     p.add_argument("--videos", default="", help="train on a folder or CSV of your own videos with audio")
+    p.add_argument("--dinov2", default="", help="local DINOv2 weights (e.g. dinov2_vits14_pretrain.pth): video tokens "
+                   "from its frozen grid features at 224 px instead of the built-in CNN")
+    p.add_argument("--dino-preset", default="vits14", help="which DINOv2 the --dinov2 weights are (vits14, vitb14, ...)")
     p.add_argument("--clips", type=int, default=ReactorTaskConfig.clips, help="world train clips in the cache")
     p.add_argument("--val-clips", type=int, default=ReactorTaskConfig.val_clips)
     p.add_argument("--crop", type=int, default=ReactorTaskConfig.crop, help="frames per training sequence")
@@ -235,7 +255,7 @@ def run_from_args(a: argparse.Namespace) -> Path:
     lc = LoopConfig(steps=a.steps, batch=a.batch, lr=lr, threads=a.threads, seed=a.seed, save_every=a.save_every,
                     val_every=a.val_every, warmup=200 if a.stage == "pretrain" else 20, weight_decay=0.01, ema=0.999)
     tc = ReactorTaskConfig(preset=a.preset, stage=a.stage, mix=a.mix, clips=a.clips, val_clips=a.val_clips,
-                           videos=a.videos, crop=a.crop, init=a.init, cache_dir=a.cache_dir, seed=a.seed)
+                           videos=a.videos, crop=a.crop, init=a.init, dinov2=a.dinov2, dino_preset=a.dino_preset, cache_dir=a.cache_dir, seed=a.seed)
     return run_reactor(lc, tc, a.out, a.resume, a.device)
 
 

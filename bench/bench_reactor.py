@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> None:
                 "reactor ECT, NFE 4, CFG 1": (a.model, 4, 1.0, None),
                 "reactor ECT, NFE 4, CFG 3": (a.model, 4, 3.0, None)}
         if a.pretrained:
+            rows["reactor pre-trained, Euler NFE 1, CFG 2"] = (a.pretrained, 1, 2.0, "diffusion")
             rows["reactor pre-trained, Euler NFE 4, CFG 2"] = (a.pretrained, 4, 2.0, "diffusion")
             rows["reactor pre-trained, Euler NFE 16, CFG 2"] = (a.pretrained, 16, 2.0, "diffusion")
         extra = {"DiT obj (offline)": Path(a.dit)} if Path(a.dit).is_dir() else {}

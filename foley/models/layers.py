@@ -143,8 +143,8 @@ class RotaryBlock(nn.Module):
             if "k" in cache:
                 k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
                 kpos = torch.cat([cache["pos"], pos])
-            keep = kpos > pos[-1] - window  # what the next token can still see
-            cache["k"], cache["v"], cache["pos"] = k[:, :, keep], v[:, :, keep], kpos[keep]
+            n_keep = int((kpos > pos[-1] - window).sum())  # what the next token can still see: the newest keys
+            cache["k"], cache["v"], cache["pos"] = k[:, :, -n_keep:], v[:, :, -n_keep:], kpos[-n_keep:]
         mask = (kpos[None] <= pos[:, None]) & (pos[:, None] - kpos[None] < window)  # (L, S)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         x = x + self.proj(y.transpose(1, 2).reshape(b, n, w))

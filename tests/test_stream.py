@@ -153,3 +153,15 @@ def test_a_stalled_pipe_ends_the_stream_with_what_was_made(ckpt, tmp_path, monke
 def test_a_camera_that_cannot_open_is_a_clear_error(ckpt, tmp_path, capsys):
     assert main(["stream", "57", "-o", str(tmp_path / "cam.wav"), "--model", str(ckpt)]) == 1
     assert "cannot open camera 57" in capsys.readouterr().err
+
+
+def test_the_shipped_reactor_streams_with_the_default_codec():
+    """The shipped model loads against the default causal codec (hash checked), is the ECT stage, and makes
+    finite, non-silent audio that depends on the pictures."""
+    with Reactor(nfe=1) as r:
+        assert r.mode == "consistency" and r.net.cfg.head_dropout == 0.0
+        a = np.concatenate([r.push(f) for f in frames_of(10, 96)], axis=1)
+    with Reactor(nfe=1) as r:
+        b = np.concatenate([r.push(np.full((96, 96, 3), 30, np.uint8)) for _ in range(10)], axis=1)
+    assert np.isfinite(a).all() and 1e-4 < np.sqrt((a ** 2).mean()) < 1.0
+    assert np.abs(a - b).max() > 1e-3

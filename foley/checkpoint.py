@@ -63,3 +63,24 @@ def load(path: str | Path, formats: tuple[str, ...], what: str, hint: str,
     if "sha256" in ckpt and state_hash(ckpt["model"]) != ckpt["sha256"]:
         raise CheckpointError(f"{path}: weights do not match their hash (damaged file): {hint}")
     return ckpt
+
+
+def half_state(model: torch.nn.Module, half: bool, keep: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """A model's state, its floating tensors as float16 when `half` (how shipped generators stay small), but
+    for the names in `keep` (e.g. normalisation statistics that need float32)."""
+    return {k: v.half() if half and v.is_floating_point() and k not in keep else v
+            for k, v in model.state_dict().items()}
+
+
+def float_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A saved state with its floating tensors back in float32."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def check_codec(ckpt: dict, codec, path: str | Path) -> None:  # noqa: ANN001
+    """A generator checkpoint must have been made for `codec` (its latents): a clear error otherwise."""
+    from foley.models.codec import codec_hash
+
+    if codec is not None and ckpt.get("codec_hash") != codec_hash(codec):
+        raise CheckpointError(f"{path}: made for another codec (its latents differ from this codec's); "
+                              "use the codec it was trained with, or retrain")

@@ -32,7 +32,7 @@ class StreamError(FoleyError):
 class Reactor:
     """A live SoundReactor stream. `push(frame)` -> (2, hop) audio; `close()` (or `with`) ends the stream."""
 
-    def __init__(self, model: str | Path | None = None, nfe: int = 4, cfg: float = 2.0, seed: int = 0,
+    def __init__(self, model: str | Path | None = None, nfe: int = 4, cfg: float = 3.0, seed: int = 0,
                  mode: str | None = None, ntk: float = 1.0, threads: int | None = None) -> None:
         from foley.models.codec import load_codec
         from foley.models.reactor import load_reactor

@@ -126,7 +126,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("-o", "--output", required=True, help=".wav/.flac, or .mp4/.mov/.mkv (a file SOURCE's video copied)")
     s.add_argument("--raw", metavar="WxH@FPS", help="stdin carries packed RGB24 frames of this size and rate")
     s.add_argument("--nfe", type=int, default=4, help="head evaluations per frame, 1..4 (default 4)")
-    s.add_argument("--cfg", type=float, default=2.0, help="classifier-free guidance on the video token (default 2)")
+    s.add_argument("--cfg", type=float, default=3.0, help="classifier-free guidance on the video token (default 3)")
     s.add_argument("--realtime", action="store_true", help="pace to the frame clock (as a live source would)")
     s.add_argument("--json", metavar="FILE", help="write latency p50_ms, p95_ms, p99_ms, misses as JSON")
     s.add_argument("--seed", type=int, default=0, help="the same seed gives the same audio")

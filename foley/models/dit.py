@@ -137,21 +137,18 @@ def save_dit(path, model: DiT, codec_hash: str, half: bool = False, **meta: obje
     weights as float16 (how the shipped ones stay under 16 MiB; they load back into float32)."""
     from foley import checkpoint
 
-    state = {k: v.half() if half and v.is_floating_point() else v for k, v in model.state_dict().items()}
-    return checkpoint.save(path, FORMAT, model.config_dict(), state, codec_hash=codec_hash, **meta)
+    return checkpoint.save(path, FORMAT, model.config_dict(), checkpoint.half_state(model, half), codec_hash=codec_hash,
+                           **meta)
 
 
 def load_dit(path, codec=None, device: str | torch.device = "cpu") -> tuple[DiT, dict]:  # noqa: ANN001
     """(model in eval mode, checkpoint dict); refuses a checkpoint made for another codec than `codec`."""
     from foley import checkpoint
-    from foley.models.codec import codec_hash
 
     ckpt = checkpoint.load(path, (FORMAT,), "DiT", "train one with `foley train dit`")
+    checkpoint.check_codec(ckpt, codec, path)
     cfg = dict(ckpt["config"])
     channels = cfg.pop("latent_channels")
     model = DiT(DiTConfig(**cfg), channels)
-    model.load_state_dict(ckpt["model"])
-    if codec is not None and ckpt.get("codec_hash") != codec_hash(codec):
-        raise checkpoint.CheckpointError(f"{path}: made for another codec (its latents differ from this codec's); "
-                                         "use the codec it was trained with, or retrain")
+    model.load_state_dict(checkpoint.float_state(ckpt["model"]))
     return model.to(device).eval(), ckpt

@@ -239,22 +239,18 @@ def save_reactor(path, model: ReactorNet, codec_hash: str, half: bool = False, *
     """A reactor checkpoint recording its codec's hash; `half` stores float16 weights (loaded back as float32)."""
     from foley import checkpoint
 
-    state = {k: v.half() if half and v.is_floating_point() and k not in ("mean", "std") else v
-             for k, v in model.state_dict().items()}
+    state = checkpoint.half_state(model, half, keep=("mean", "std"))
     return checkpoint.save(path, FORMAT, model.config_dict(), state, codec_hash=codec_hash, **meta)
 
 
 def load_reactor(path, codec=None, device: str | torch.device = "cpu") -> tuple[ReactorNet, dict]:  # noqa: ANN001
     """(model in eval mode, checkpoint); refuses a checkpoint made for another codec than `codec`."""
     from foley import checkpoint
-    from foley.models.codec import codec_hash
 
     ckpt = checkpoint.load(path, (FORMAT,), "reactor", "train one with `foley train reactor`")
+    checkpoint.check_codec(ckpt, codec, path)
     cfg = dict(ckpt["config"])
     channels = cfg.pop("latent_channels")
     model = ReactorNet(ReactorConfig(**cfg), channels)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()})
-    if codec is not None and ckpt.get("codec_hash") != codec_hash(codec):
-        raise checkpoint.CheckpointError(f"{path}: made for another codec (its latents differ from this codec's); "
-                                         "use the codec it was trained with, or retrain")
+    model.load_state_dict(checkpoint.float_state(ckpt["model"]))
     return model.to(device).eval(), ckpt

@@ -23,7 +23,7 @@ import torch
 
 from foley import checkpoint
 from foley.data.latents import Cache, ensure_cache
-from foley.train.validation import clip_scores
+from foley.train.validation import Scorer
 from foley.diffusion import SAMPLERS, cfg as guided, v_loss
 from foley.models.codec import codec_hash
 from foley.models.dit import FORMAT, PRESETS, DiT, DiTConfig, save_dit
@@ -100,7 +100,6 @@ class DitTask:
         self.codec = load_codec().eval()
         self.clap = load_clap(tc.clap or None)
         self.train_cache: Cache | None = None
-        self.ref_scores: tuple[float, float] | None = None
         self.val_cache: Cache | None = None
 
     def config(self) -> DitTaskConfig:
@@ -122,6 +121,7 @@ class DitTask:
         if self.train_cache is None:
             self.train_cache = ensure_cache(self.codec, "train", self.tc.clips, self.tc.cache_dir, self.tc.videos, self.tc.seed)
             self.val_cache = ensure_cache(self.codec, "val", self.tc.val_clips, self.tc.cache_dir, self.tc.videos, self.tc.seed)
+        self.scorer = Scorer(self.codec, self.val_cache)
         self.text, self.audio = embeddings(self.train_cache, self.clap)
         self.val_text, _ = embeddings(self.val_cache, self.clap)
 
@@ -160,12 +160,7 @@ class DitTask:
         fn = guided(lambda x, tt, drop: ema(x, tt, torch.cat([c.frames[:n]] * (len(x) // n)),
                                             torch.cat([self.val_text[:n]] * (len(x) // n)), drop), self.tc.val_cfg)
         z = SAMPLERS["ddim"](fn, torch.randn(x0.shape, generator=gen), self.tc.val_steps)
-        gen_audio = self.codec.decode(z).numpy()
-        if self.ref_scores is None:  # the decoded references score the same at every validation
-            self.ref_scores = clip_scores(self.codec.decode(x0).numpy(), c, self.codec.cfg.fps)
-        g, r = clip_scores(gen_audio, c, self.codec.cfg.fps), self.ref_scores
-        return {"val_loss": float(loss), "val_onset_f1": g[0], "val_pan_agree": g[1],
-                "val_onset_f1_ref": r[0], "val_pan_agree_ref": r[1]}
+        return {"val_loss": float(loss), **self.scorer(z, x0)}
 
     def before_save(self, ema: DiT) -> None:
         return None

@@ -29,7 +29,7 @@ from foley.models.codec import codec_hash
 from foley.models.head import ect_stage
 from foley.models.reactor import FORMAT, PRESETS, Objective, ReactorConfig, ReactorNet, save_reactor
 from foley.train.loop import LoopConfig, TrainError, resume_configs, train, with_steps
-from foley.train.validation import clip_scores
+from foley.train.validation import Scorer
 
 Stage = Literal["pretrain", "ect"]
 
@@ -119,7 +119,6 @@ class ReactorTask:
         self.cfg = replace(cfg, head_dropout=tc.ect_dropout) if tc.stage == "ect" else cfg
         self.train_cache: Cache | None = None
         self.val_cache: Cache | None = None
-        self.ref_scores: tuple[float, float] | None = None
 
     def config(self) -> ReactorTaskConfig:
         return self.tc
@@ -150,6 +149,7 @@ class ReactorTask:
     def prepare(self, device: torch.device, rank: int) -> None:
         self.device = device
         self._caches()
+        self.scorer = Scorer(self.codec, self.val_cache)
 
     def batch(self, step: int, rank: int, n: int, device: torch.device) -> ReactorBatch:
         c = self.train_cache
@@ -186,11 +186,7 @@ class ReactorTask:
         loss = ema(frames, lat, objective=Objective(torch.Generator().manual_seed(self.tc.seed)))
         mode, nfe = self.tc.val_mode
         z = ema.generate(frames, nfe, mode, self.tc.val_cfg, seed=self.tc.seed).cpu()
-        if self.ref_scores is None:  # the decoded references score the same at every validation
-            self.ref_scores = clip_scores(self.codec.decode(lat.cpu()).numpy(), c, self.codec.cfg.fps)
-        g, r = clip_scores(self.codec.decode(z).numpy(), c, self.codec.cfg.fps), self.ref_scores
-        return {"val_loss": float(loss), "val_onset_f1": g[0], "val_pan_agree": g[1],
-                "val_onset_f1_ref": r[0], "val_pan_agree_ref": r[1]}
+        return {"val_loss": float(loss), **self.scorer(z, lat)}
 
     def before_save(self, ema: ReactorNet) -> None:
         return None

@@ -23,3 +23,19 @@ def clip_scores(audio: np.ndarray, cache: Cache, fps: float) -> tuple[float, flo
             if b == b:
                 bas.append(b)
     return float(np.mean(f1)), float(np.mean(bas)) if bas else float("nan")
+
+
+class Scorer:
+    """Validation scores of generated latents beside those of the references, which are decoded and scored once."""
+
+    def __init__(self, codec, cache: Cache) -> None:  # noqa: ANN001
+        self.codec, self.cache, self.ref = codec, cache, None
+
+    def __call__(self, generated, references) -> dict:  # noqa: ANN001
+        """(P, C, T) generated and reference latents of the cache's first P clips -> the log.csv columns."""
+        fps = self.codec.cfg.fps
+        if self.ref is None:
+            self.ref = clip_scores(self.codec.decode(references.cpu()).numpy(), self.cache, fps)
+        g = clip_scores(self.codec.decode(generated.cpu()).numpy(), self.cache, fps)
+        return {"val_onset_f1": g[0], "val_pan_agree": g[1], "val_onset_f1_ref": self.ref[0],
+                "val_pan_agree_ref": self.ref[1]}

@@ -42,11 +42,12 @@ def clip_frames(path: Path, fps: int = 25) -> list[np.ndarray]:
     return list(io.iter_frames(path, fps=fps))
 
 
-def latency(model: str | None, nfe: int, frames: list[np.ndarray], n: int, threads: int, cfg: float) -> dict:
+def latency(model: str | None, nfe: int, frames: list[np.ndarray], n: int, threads: int, cfg: float,
+            int8: bool = False) -> dict:
     """Per-frame ms of push() and of its parts (network step, codec decode)."""
     from foley.stream import Reactor
 
-    r = Reactor(model, nfe=nfe, cfg=cfg, threads=threads)
+    r = Reactor(model, nfe=nfe, cfg=cfg, threads=threads, int8=int8)
     total, dec = [], []
     real_decode = r.codec.decode
 
@@ -168,11 +169,11 @@ def main(argv: list[str] | None = None) -> None:
     lines: list[str] = []
     if a.latency:
         lines += [f"Latency per frame, waveform level ({a.threads} CPU threads, {a.frames} frames, deadline 40 ms):", "",
-                  "| NFE | mode | p50 ms | p95 ms | p99 ms | misses | network p50 | codec decode p50 |",
+                  "| NFE | weights | p50 ms | p95 ms | p99 ms | misses | network p50 | codec decode p50 |",
                   "|---|---|---|---|---|---|---|---|"]
-        for nfe in (1, 4):
-            r = latency(a.model, nfe, frames, a.frames, a.threads, 2.0)
-            lines.append(f"| {nfe} | {r['mode']} | {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | {r['misses']} | "
+        for nfe, int8 in ((1, False), (4, False), (1, True), (4, True)):
+            r = latency(a.model, nfe, frames, a.frames, a.threads, 3.0, int8)
+            lines.append(f"| {nfe} | {'int8' if int8 else 'fp32'} | {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | {r['misses']} | "
                          f"{r['net_p50']:.1f} | {r['codec_p50']:.1f} |")
             print(lines[-1], flush=True)
         lines.append("")

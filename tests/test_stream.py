@@ -165,3 +165,13 @@ def test_the_shipped_reactor_streams_with_the_default_codec():
         b = np.concatenate([r.push(np.full((96, 96, 3), 30, np.uint8)) for _ in range(10)], axis=1)
     assert np.isfinite(a).all() and 1e-4 < np.sqrt((a ** 2).mean()) < 1.0
     assert np.abs(a - b).max() > 1e-3
+
+
+def test_int8_streams_close_to_float(ckpt):
+    fr = frames_of(8)
+    with Reactor(ckpt, nfe=1, cfg=2.0, seed=1) as r:
+        a = np.concatenate([r.push(f) for f in fr], axis=1)
+    with Reactor(ckpt, nfe=1, cfg=2.0, seed=1, int8=True) as r:
+        assert any("Quantized" in type(m).__name__ or "quantized" in type(m).__module__ for m in r.net.modules())
+        b = np.concatenate([r.push(f) for f in fr], axis=1)
+    assert np.isfinite(b).all() and 0 < np.abs(a - b).max() < 0.5 * np.abs(a).max()

@@ -106,7 +106,7 @@ def memory(model: str | None, minutes: float, frames: list[np.ndarray], threads:
 
 
 def stream_row(model: str | None, clips: Path, keys: list[str], out: Path, nfe: int, cfg: float, mode: str | None,
-               seed: int = 0) -> float:
+               int8: bool = False, seed: int = 0) -> float:
     """Stream every test clip into out/key.flac (kept if present); returns ms per frame of the new ones."""
     from foley.stream import Reactor
 
@@ -117,7 +117,7 @@ def stream_row(model: str | None, clips: Path, keys: list[str], out: Path, nfe: 
         if target.exists():
             continue
         fr = clip_frames(clips / f"{key}.mp4")
-        with Reactor(model, nfe=nfe, cfg=cfg, seed=seed, mode=mode) as r:
+        with Reactor(model, nfe=nfe, cfg=cfg, seed=seed, mode=mode, int8=int8) as r:
             t = time.perf_counter()
             audio = np.concatenate([r.push(f) for f in fr], axis=1)
             spent += time.perf_counter() - t
@@ -131,9 +131,9 @@ def quality(rows: dict[str, tuple], clips: Path, keys: list[str], out: Path, ext
     from foley.models.clap import load_clap
 
     folders = {"objaware (reference)": clips / "objaware", "dataset (reference)": clips / "dataset", **extra}
-    for name, (model, nfe, cfg, mode) in rows.items():
+    for name, (model, nfe, cfg, mode, *int8) in rows.items():
         folder = out / name.replace(" ", "_").replace(",", "").replace("=", "")
-        ms = stream_row(model, clips, keys, folder, nfe, cfg, mode)
+        ms = stream_row(model, clips, keys, folder, nfe, cfg, mode, bool(int8 and int8[0]))
         print(f"  streamed {name}: {ms:.1f} ms per frame", flush=True)
         folders[name] = folder
     clap = load_clap()
@@ -193,7 +193,8 @@ def main(argv: list[str] | None = None) -> None:
         rows = {"reactor ECT, NFE 1, CFG 2": (a.model, 1, 2.0, None),
                 "reactor ECT, NFE 4, CFG 2": (a.model, 4, 2.0, None),
                 "reactor ECT, NFE 4, CFG 1": (a.model, 4, 1.0, None),
-                "reactor ECT, NFE 4, CFG 3": (a.model, 4, 3.0, None)}
+                "reactor ECT, NFE 4, CFG 3": (a.model, 4, 3.0, None),
+                "reactor ECT, NFE 4, CFG 3, int8": (a.model, 4, 3.0, None, True)}
         if a.pretrained:
             rows["reactor pre-trained, Euler NFE 1, CFG 2"] = (a.pretrained, 1, 2.0, "diffusion")
             rows["reactor pre-trained, Euler NFE 4, CFG 2"] = (a.pretrained, 4, 2.0, "diffusion")

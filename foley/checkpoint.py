@@ -77,10 +77,9 @@ def float_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def check_codec(ckpt: dict, codec, path: str | Path) -> None:  # noqa: ANN001
-    """A generator checkpoint must have been made for `codec` (its latents): a clear error otherwise."""
-    from foley.models.codec import codec_hash
-
-    if codec is not None and ckpt.get("codec_hash") != codec_hash(codec):
+def check_codec(ckpt: dict, codec_hash: str | None, path: str | Path) -> None:
+    """A generator checkpoint must have been made for the codec of hash `codec_hash` (its latents; None: any):
+    a clear error otherwise."""
+    if codec_hash is not None and ckpt.get("codec_hash") != codec_hash:
         raise CheckpointError(f"{path}: made for another codec (its latents differ from this codec's); "
                               "use the codec it was trained with, or retrain")

@@ -144,9 +144,10 @@ def save_dit(path, model: DiT, codec_hash: str, half: bool = False, **meta: obje
 def load_dit(path, codec=None, device: str | torch.device = "cpu") -> tuple[DiT, dict]:  # noqa: ANN001
     """(model in eval mode, checkpoint dict); refuses a checkpoint made for another codec than `codec`."""
     from foley import checkpoint
+    from foley.models.codec import codec_hash
 
     ckpt = checkpoint.load(path, (FORMAT,), "DiT", "train one with `foley train dit`")
-    checkpoint.check_codec(ckpt, codec, path)
+    checkpoint.check_codec(ckpt, None if codec is None else codec_hash(codec), path)
     cfg = dict(ckpt["config"])
     channels = cfg.pop("latent_channels")
     model = DiT(DiTConfig(**cfg), channels)

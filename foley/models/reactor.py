@@ -246,9 +246,10 @@ def save_reactor(path, model: ReactorNet, codec_hash: str, half: bool = False, *
 def load_reactor(path, codec=None, device: str | torch.device = "cpu") -> tuple[ReactorNet, dict]:  # noqa: ANN001
     """(model in eval mode, checkpoint); refuses a checkpoint made for another codec than `codec`."""
     from foley import checkpoint
+    from foley.models.codec import codec_hash
 
     ckpt = checkpoint.load(path, (FORMAT,), "reactor", "train one with `foley train reactor`")
-    checkpoint.check_codec(ckpt, codec, path)
+    checkpoint.check_codec(ckpt, None if codec is None else codec_hash(codec), path)
     cfg = dict(ckpt["config"])
     channels = cfg.pop("latent_channels")
     model = ReactorNet(ReactorConfig(**cfg), channels)

@@ -15,8 +15,11 @@ def _start(tmp_path):
     if not src.exists():
         sf.write(src, 0.1 * np.random.default_rng(0).standard_normal((48000 * 90, 2)).astype(np.float32), 48000)
     out = tmp_path / "out.wav"
+    # SIGINT back to its default in the child: a test run launched in the background (`cmd &`) inherits SIGINT
+    # ignored, and Python then installs no KeyboardInterrupt handler, so the child would not hear it at all.
     proc = subprocess.Popen([sys.executable, "-m", "foley", "codec", "roundtrip", str(src), str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not list(tmp_path.glob(".out*part*")):  # wait until it is writing its temporary
         if proc.poll() is not None or time.time() > deadline:

@@ -21,7 +21,7 @@ import torch
 from foley import checkpoint
 from foley.files import atomic_output
 from foley.models.clap import FORMAT, Clap, ClapBatch, ClapConfig, LogMel, build_vocab, save_clap
-from foley.train.loop import LoopConfig, TrainError, resume_configs, train, with_steps
+from foley.train.loop import LoopConfig, NoAux, TrainError, resume_configs, train, with_steps
 
 AMBIENCE = "ambience"
 KINDS = ("stem", "ambience", "mix")
@@ -201,7 +201,7 @@ def measure(model: Clap, pool: Pool) -> dict[str, float]:
 
 # ---------------------------------------------------------------------- task
 
-class ClapTask:
+class ClapTask(NoAux):
     """The joint embedding on the shared loop."""
 
     name, fmt = "clap", FORMAT
@@ -240,18 +240,9 @@ class ClapTask:
         model.train()
         return raw.loss(batch) if model is raw else model.module.loss(batch), None
 
-    def aux(self, device: torch.device, world: int, local: int) -> dict:
-        return {}
-
-    def aux_step(self, aux: dict, batch: Any, out: Any, step: int) -> dict:
-        return {}
-
     def validate(self, ema: Clap, step: int, out: Path) -> dict:
         m = measure(ema, self.val)
         return {f"val_{k}": m[k] for k in ("mix_r1", "mix_r5", "stem_r1", "zeroshot_acc", "bow_mix_r1", "head_acc")}
-
-    def before_save(self, ema: Clap) -> None:
-        return None
 
     def export(self, ema: Clap, path: Path, **meta: Any) -> None:
         save_clap(path, ema, **meta)

@@ -27,7 +27,7 @@ from foley.train.validation import Scorer
 from foley.diffusion import SAMPLERS, cfg as guided, v_loss
 from foley.models.codec import codec_hash
 from foley.models.dit import FORMAT, PRESETS, DiT, DiTConfig, save_dit
-from foley.train.loop import LoopConfig, TrainError, resume_configs, train, with_steps
+from foley.train.loop import LoopConfig, NoAux, TrainError, resume_configs, train, with_steps
 
 Stage = Literal["base", "obj"]
 MIX = {"base": "dataset", "obj": "objaware"}
@@ -86,7 +86,7 @@ class DitBatch:
     generator: torch.Generator
 
 
-class DitTask:
+class DitTask(NoAux):
     """The DiT on the shared loop."""
 
     name, fmt = "dit", FORMAT
@@ -142,12 +142,6 @@ class DitTask:
         fn = lambda x, t: model(x, t, b.frames, b.cond, b.drop, b.cond_drop)  # noqa: E731
         return {"total": v_loss(fn, b.x0, b.t, b.generator)}, None
 
-    def aux(self, device: torch.device, world: int, local: int) -> dict:
-        return {}
-
-    def aux_step(self, aux: dict, batch: Any, out: Any, step: int) -> dict:
-        return {}
-
     @torch.no_grad()
     def validate(self, ema: DiT, step: int, out: Path) -> dict:
         c = self.val_cache
@@ -161,9 +155,6 @@ class DitTask:
                                             torch.cat([self.val_text[:n]] * (len(x) // n)), drop), self.tc.val_cfg)
         z = SAMPLERS["ddim"](fn, torch.randn(x0.shape, generator=gen), self.tc.val_steps)
         return {"val_loss": float(loss), **self.scorer(z, x0)}
-
-    def before_save(self, ema: DiT) -> None:
-        return None
 
     def export(self, ema: DiT, path: Path, **meta: Any) -> None:
         save_dit(path, ema, codec_hash(self.codec), stage=self.tc.stage, **meta)

@@ -88,6 +88,19 @@ class Task(Protocol):
     def export(self, ema: nn.Module, path: Path, **meta: Any) -> None: ...
 
 
+class NoAux:
+    """The `Task` methods of a task with no auxiliary module and nothing to do before a save (most tasks)."""
+
+    def aux(self, device: torch.device, world: int, local: int) -> dict[str, Aux]:
+        return {}
+
+    def aux_step(self, aux: dict[str, Aux], batch: Any, out: Any, step: int) -> dict:
+        return {}
+
+    def before_save(self, ema: nn.Module) -> None:
+        return None
+
+
 @dataclass
 class Run:
     """The mutable state of a run (what a checkpoint holds)."""

@@ -28,7 +28,7 @@ from foley.data.latents import Cache, ensure_cache
 from foley.models.codec import codec_hash
 from foley.models.head import ect_stage
 from foley.models.reactor import FORMAT, PRESETS, Objective, ReactorConfig, ReactorNet, save_reactor
-from foley.train.loop import LoopConfig, TrainError, resume_configs, train, with_steps
+from foley.train.loop import LoopConfig, NoAux, TrainError, resume_configs, train, with_steps
 from foley.train.validation import Scorer
 
 Stage = Literal["pretrain", "ect"]
@@ -85,7 +85,7 @@ class ReactorBatch:
     generator: torch.Generator
 
 
-class ReactorTask:
+class ReactorTask(NoAux):
     """SoundReactor on the shared loop."""
 
     name, fmt = "reactor", FORMAT
@@ -171,12 +171,6 @@ class ReactorTask:
         total = model(b.frames, b.latents, b.drop, b.prev, objective=Objective(b.generator, stage, self.tc.repeat))
         return {"total": total}, None
 
-    def aux(self, device: torch.device, world: int, local: int) -> dict:
-        return {}
-
-    def aux_step(self, aux: dict, batch: Any, out: Any, step: int) -> dict:
-        return {}
-
     @torch.no_grad()
     def validate(self, ema: ReactorNet, step: int, out: Path) -> dict:
         c = self.val_cache
@@ -187,9 +181,6 @@ class ReactorTask:
         mode, nfe = self.tc.val_mode
         z = ema.generate(frames, nfe, mode, self.tc.val_cfg, seed=self.tc.seed).cpu()
         return {"val_loss": float(loss), **self.scorer(z, lat)}
-
-    def before_save(self, ema: ReactorNet) -> None:
-        return None
 
     def export(self, ema: ReactorNet, path: Path, **meta: Any) -> None:
         save_reactor(path, ema, codec_hash(self.codec), stage=self.tc.stage, **meta)

@@ -21,7 +21,7 @@ import torch
 from foley import checkpoint
 from foley.files import atomic_output
 from foley.models.clap import FORMAT, Clap, ClapBatch, ClapConfig, LogMel, build_vocab, save_clap
-from foley.train.loop import LoopConfig, NoAux, TrainError, resume_configs, train, with_steps
+from foley.train.loop import LoopConfig, NoAux, TrainError, add_loop_arguments, loop_config, resume_configs, train, with_steps
 
 AMBIENCE = "ambience"
 KINDS = ("stem", "ambience", "mix")
@@ -273,23 +273,14 @@ def export_run(run_checkpoint: str | Path, path: str | Path) -> Clap:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/clap", help="run folder: last.pt, clap.pt, log.csv, pool caches")
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--threads", type=int, default=2, help="CPU threads per process")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save-every", type=int, default=50)
-    p.add_argument("--val-every", type=int, default=250)
+    add_loop_arguments(p, steps=3000, batch=64, lr=1e-3, val_every=250)
     p.add_argument("--scenes", type=int, default=ClapTaskConfig.scenes, help="train scenes in the pool")
     p.add_argument("--val-scenes", type=int, default=ClapTaskConfig.val_scenes)
     p.add_argument("--workers", type=int, default=ClapTaskConfig.workers, help="processes making the pool")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from out/last.pt")
 
 
 def run_from_args(a: argparse.Namespace) -> Path:
-    lc = LoopConfig(steps=a.steps, batch=a.batch, lr=a.lr, threads=a.threads, seed=a.seed, save_every=a.save_every,
-                    val_every=a.val_every, warmup=100, weight_decay=0.05)
+    lc = loop_config(a, warmup=100, weight_decay=0.05)
     tc = ClapTaskConfig(scenes=a.scenes, val_scenes=a.val_scenes, workers=a.workers, seed=a.seed)
     return run_clap(lc, tc, a.out, a.resume, a.device)
 

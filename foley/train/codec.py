@@ -24,7 +24,7 @@ from foley.metrics.codec import Figures, baseline_mono_pan, figures, plot_valida
 from foley.models.codec import FORMAT, PRESETS, Codec, CodecConfig, LossWeights, save_codec
 from foley.models.codec_loss import SpectrogramDiscriminator, hinge_d, hinge_g
 from foley.spatial import pan_of_energies
-from foley.train.loop import Aux, LoopConfig, TrainError, ddp, resume_configs, train, with_steps
+from foley.train.loop import Aux, LoopConfig, TrainError, add_loop_arguments, ddp, loop_config, resume_configs, train, with_steps
 
 VAL_FIELDS = tuple(f"val_{k}" for k in Figures.__dataclass_fields__)
 
@@ -267,13 +267,8 @@ def export_run(run_checkpoint: str | Path, path: str | Path, val_clips: int = 8,
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="codec size (default: tiny, v2 causal)")
     p.add_argument("--out", default="runs/codec", help="run folder: last.pt, codec.pt, log.csv, figures/")
-    p.add_argument("--steps", type=int, default=LoopConfig.steps)
-    p.add_argument("--batch", type=int, default=LoopConfig.batch)
-    p.add_argument("--lr", type=float, default=LoopConfig.lr)
-    p.add_argument("--threads", type=int, default=LoopConfig.threads, help="CPU threads per process")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save-every", type=int, default=LoopConfig.save_every)
-    p.add_argument("--val-every", type=int, default=LoopConfig.val_every)
+    add_loop_arguments(p, LoopConfig.steps, LoopConfig.batch, LoopConfig.lr, LoopConfig.val_every, LoopConfig.threads,
+                       LoopConfig.save_every)
     p.add_argument("--frames", type=int, default=CodecTaskConfig.frames, help="latent frames per training crop")
     p.add_argument("--pool", type=int, default=CodecTaskConfig.pool, help="world clips generated in memory")
     p.add_argument("--tonal-pool", type=int, default=CodecTaskConfig.tonal_pool, help="procedural tonal clips")
@@ -282,13 +277,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--power-tilt", type=float, default=LossWeights.power_tilt,
                    help="weigh the log-power loss toward low bins: 0 flat, 1 mel-like")
     p.add_argument("--init", default="", help="warm start from the matching weights of this codec checkpoint")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from out/last.pt")
 
 
 def configs_from_args(a: argparse.Namespace) -> tuple[LoopConfig, CodecTaskConfig]:
-    lc = LoopConfig(steps=a.steps, batch=a.batch, lr=a.lr, threads=a.threads, seed=a.seed, save_every=a.save_every,
-                    val_every=a.val_every)
+    lc = loop_config(a)
     tc = CodecTaskConfig(preset=a.preset, frames=a.frames, pool=a.pool, tonal_pool=a.tonal_pool, val_clips=a.val_clips,
                          adv=a.adv, init=a.init, seed=a.seed, weights=LossWeights(power_tilt=a.power_tilt))
     return lc, tc

@@ -27,7 +27,7 @@ from foley.train.validation import Scorer
 from foley.diffusion import SAMPLERS, cfg as guided, v_loss
 from foley.models.codec import codec_hash
 from foley.models.dit import FORMAT, PRESETS, DiT, DiTConfig, save_dit
-from foley.train.loop import LoopConfig, NoAux, TrainError, resume_configs, train, with_steps
+from foley.train.loop import LoopConfig, NoAux, TrainError, add_loop_arguments, loop_config, resume_configs, train, with_steps
 
 Stage = Literal["base", "obj"]
 MIX = {"base": "dataset", "obj": "objaware"}
@@ -190,20 +190,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-clips", type=int, default=DitTaskConfig.val_clips, help="world val clips (validation)")
     p.add_argument("--clap", default="", help="joint embedding checkpoint (default: the shipped one)")
     p.add_argument("--cache-dir", default=DitTaskConfig.cache_dir, help="where latent caches are kept")
-    p.add_argument("--steps", type=int, default=4000)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--threads", type=int, default=2, help="CPU threads per process")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save-every", type=int, default=50)
-    p.add_argument("--val-every", type=int, default=500)
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from out/last.pt")
+    add_loop_arguments(p, steps=4000, batch=16, lr=3e-4, val_every=500)
 
 
 def run_from_args(a: argparse.Namespace) -> Path:
-    lc = LoopConfig(steps=a.steps, batch=a.batch, lr=a.lr, threads=a.threads, seed=a.seed, save_every=a.save_every,
-                    val_every=a.val_every, warmup=200, weight_decay=0.01, ema=0.999)
+    lc = loop_config(a, warmup=200, weight_decay=0.01, ema=0.999)
     tc = DitTaskConfig(preset=a.preset, stage=a.stage, clips=a.clips, val_clips=a.val_clips, videos=a.videos, init=a.init,
                        clap=a.clap, cache_dir=a.cache_dir, seed=a.seed)
     return run_dit(lc, tc, a.out, a.resume, a.device)

@@ -267,6 +267,27 @@ def train(task: Task, lc: LoopConfig, out: str | Path, resume: bool = False, dev
     return final
 
 
+def add_loop_arguments(p, steps: int, batch: int, lr: float | None, val_every: int, threads: int = 2,  # noqa: ANN001
+                       save_every: int = 50, lr_help: str | None = None) -> None:
+    """The options every `foley train <model>` has (a LoopConfig's, plus --device and --resume)."""
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--batch", type=int, default=batch)
+    p.add_argument("--lr", type=float, default=lr, help=lr_help)
+    p.add_argument("--threads", type=int, default=threads, help="CPU threads per process")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-every", type=int, default=save_every)
+    p.add_argument("--val-every", type=int, default=val_every)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from out/last.pt")
+
+
+def loop_config(a, **fixed: Any) -> LoopConfig:  # noqa: ANN001
+    """The LoopConfig of parsed `add_loop_arguments` options; `fixed` sets what a model does not expose (or overrides)."""
+    opts = dict(steps=a.steps, batch=a.batch, lr=a.lr, threads=a.threads, seed=a.seed, save_every=a.save_every,
+                val_every=a.val_every)
+    return LoopConfig(**(opts | fixed))
+
+
 def resume_configs(out: str | Path, task_fmt: str) -> tuple[dict, dict, dict]:
     """(loop config, task config, model config) dicts saved in out/last.pt, for rebuilding a task on resume."""
     ckpt = load_run(Path(out) / "last.pt", task_fmt)

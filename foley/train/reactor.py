@@ -28,7 +28,7 @@ from foley.data.latents import Cache, ensure_cache
 from foley.models.codec import codec_hash
 from foley.models.head import ect_stage
 from foley.models.reactor import FORMAT, PRESETS, Objective, ReactorConfig, ReactorNet, save_reactor
-from foley.train.loop import LoopConfig, NoAux, TrainError, resume_configs, train, with_steps
+from foley.train.loop import LoopConfig, NoAux, TrainError, add_loop_arguments, loop_config, resume_configs, train, with_steps
 from foley.train.validation import Scorer
 
 Stage = Literal["pretrain", "ect"]
@@ -226,23 +226,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-clips", type=int, default=ReactorTaskConfig.val_clips)
     p.add_argument("--crop", type=int, default=ReactorTaskConfig.crop, help="frames per training sequence")
     p.add_argument("--cache-dir", default=ReactorTaskConfig.cache_dir, help="where latent caches are kept")
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--lr", type=float, default=None, help="default 3e-4 (pretrain), 1e-4 (ect)")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads per process")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save-every", type=int, default=50)
-    p.add_argument("--val-every", type=int, default=500)
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from out/last.pt")
+    add_loop_arguments(p, steps=3000, batch=16, lr=None, val_every=500, lr_help="default 3e-4 (pretrain), 1e-4 (ect)")
 
 
 def run_from_args(a: argparse.Namespace) -> Path:
     lr = a.lr if a.lr is not None else (1e-4 if a.stage == "ect" else 3e-4)
-    lc = LoopConfig(steps=a.steps, batch=a.batch, lr=lr, threads=a.threads, seed=a.seed, save_every=a.save_every,
-                    val_every=a.val_every, warmup=200 if a.stage == "pretrain" else 20, weight_decay=0.01, ema=0.999)
+    lc = loop_config(a, lr=lr, warmup=200 if a.stage == "pretrain" else 20, weight_decay=0.01, ema=0.999)
     tc = ReactorTaskConfig(preset=a.preset, stage=a.stage, mix=a.mix, clips=a.clips, val_clips=a.val_clips,
-                           videos=a.videos, crop=a.crop, init=a.init, dinov2=a.dinov2, dino_preset=a.dino_preset, cache_dir=a.cache_dir, seed=a.seed)
+                           videos=a.videos, crop=a.crop, init=a.init, dinov2=a.dinov2, dino_preset=a.dino_preset,
+                           cache_dir=a.cache_dir, seed=a.seed)
     return run_reactor(lc, tc, a.out, a.resume, a.device)
 
 

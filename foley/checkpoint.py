@@ -83,3 +83,15 @@ def check_codec(ckpt: dict, codec_hash: str | None, path: str | Path) -> None:
     if codec_hash is not None and ckpt.get("codec_hash") != codec_hash:
         raise CheckpointError(f"{path}: made for another codec (its latents differ from this codec's); "
                               "use the codec it was trained with, or retrain")
+
+
+def load_generator(path: str | Path, fmt: str, what: str, hint: str, build, codec_hash: str | None):  # noqa: ANN001, ANN201
+    """(model, checkpoint) of a generator over codec latents: read, checked against the codec of hash `codec_hash`
+    (None: any), built by `build(config dict, latent_channels)` and loaded in float32."""
+    ckpt = load(path, (fmt,), what, hint)
+    check_codec(ckpt, codec_hash, path)
+    cfg = dict(ckpt["config"])
+    channels = cfg.pop("latent_channels")
+    model = build(cfg, channels)
+    model.load_state_dict(float_state(ckpt["model"]))
+    return model, ckpt

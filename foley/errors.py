@@ -15,3 +15,8 @@ class TrackError(FoleyError):
 
 class AudioError(FoleyError):
     """Audio samples are unusable (NaN/inf, wrong shape, empty)."""
+
+
+class Terminated(BaseException):
+    """SIGTERM (what `timeout`, containers and Slurm send): unwinds like Ctrl-C, so temporaries are removed
+    (raised by foley.cli's handler; a BaseException, so `except Exception` never swallows it)."""

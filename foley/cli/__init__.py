@@ -12,7 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
-from foley.errors import FoleyError
+from foley.errors import FoleyError, Terminated
 from foley.files import check_outputs, refuse_overwriting
 
 EPILOG = "Docs and examples: README.md. Every verb has --help."
@@ -109,10 +109,6 @@ def build_parser() -> argparse.ArgumentParser:
     codec.add_parsers(sub)
     train.add_parsers(sub)
     return p
-
-
-class Terminated(BaseException):
-    """SIGTERM (what `timeout`, containers and Slurm send): unwinds like Ctrl-C, so temporaries are removed."""
 
 
 def _terminate(signum, frame) -> None:

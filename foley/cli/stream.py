@@ -12,7 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
-from foley.errors import FoleyError
+from foley.errors import FoleyError, Terminated
 
 AUDIO_EXT = (".wav", ".flac")
 VIDEO_EXT = (".mp4", ".mov", ".mkv")
@@ -48,12 +48,8 @@ def run_stream(reactor, frames, sink, realtime: bool, progress=None) -> tuple[li
             sink(audio)
             if progress is not None:
                 progress(1)
-    except (FoleyError, KeyboardInterrupt) as e:
+    except (FoleyError, KeyboardInterrupt, Terminated) as e:  # SIGTERM too: keep what was made, then end as asked
         return lat, e
-    except BaseException as e:  # SIGTERM (foley.cli.Terminated): keep what was made, then end as asked
-        if type(e).__name__ == "Terminated":
-            return lat, e
-        raise
     return lat, None
 
 

@@ -146,10 +146,7 @@ def load_dit(path, codec=None, device: str | torch.device = "cpu") -> tuple[DiT,
     from foley import checkpoint
     from foley.models.codec import codec_hash
 
-    ckpt = checkpoint.load(path, (FORMAT,), "DiT", "train one with `foley train dit`")
-    checkpoint.check_codec(ckpt, None if codec is None else codec_hash(codec), path)
-    cfg = dict(ckpt["config"])
-    channels = cfg.pop("latent_channels")
-    model = DiT(DiTConfig(**cfg), channels)
-    model.load_state_dict(checkpoint.float_state(ckpt["model"]))
+    model, ckpt = checkpoint.load_generator(path, FORMAT, "DiT", "train one with `foley train dit`",
+                                            lambda cfg, c: DiT(DiTConfig(**cfg), c),
+                                            None if codec is None else codec_hash(codec))
     return model.to(device).eval(), ckpt

@@ -248,10 +248,7 @@ def load_reactor(path, codec=None, device: str | torch.device = "cpu") -> tuple[
     from foley import checkpoint
     from foley.models.codec import codec_hash
 
-    ckpt = checkpoint.load(path, (FORMAT,), "reactor", "train one with `foley train reactor`")
-    checkpoint.check_codec(ckpt, None if codec is None else codec_hash(codec), path)
-    cfg = dict(ckpt["config"])
-    channels = cfg.pop("latent_channels")
-    model = ReactorNet(ReactorConfig(**cfg), channels)
-    model.load_state_dict(checkpoint.float_state(ckpt["model"]))
+    model, ckpt = checkpoint.load_generator(path, FORMAT, "reactor", "train one with `foley train reactor`",
+                                            lambda cfg, c: ReactorNet(ReactorConfig(**cfg), c),
+                                            None if codec is None else codec_hash(codec))
     return model.to(device).eval(), ckpt

@@ -25,8 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from foley import io  # noqa: E402
-
 COLUMNS = ("fd", "kl", "clap", "sync_f1", "bas_all", "bas_single", "stereo_score", "class_acc")
 
 
@@ -39,15 +37,17 @@ def rss_mib() -> float:
 
 
 def clip_frames(path: Path, fps: int = 25) -> list[np.ndarray]:
+    from foley import io
+
     return list(io.iter_frames(path, fps=fps))
 
 
 def latency(model: str | None, nfe: int, frames: list[np.ndarray], n: int, threads: int, cfg: float,
-            int8: bool = False) -> dict:
+            int8: bool = False, device: str = "cpu") -> dict:
     """Per-frame ms of push() and of its parts (network step, codec decode)."""
     from foley.stream import Reactor
 
-    r = Reactor(model, nfe=nfe, cfg=cfg, threads=threads, int8=int8)
+    r = Reactor(model, nfe=nfe, cfg=cfg, threads=threads, int8=int8, device=device)
     total, dec = [], []
     real_decode = r.codec.decode
 
@@ -70,23 +70,39 @@ def latency(model: str | None, nfe: int, frames: list[np.ndarray], n: int, threa
             "net_p50": np.median(tot - d), "mode": r.mode}
 
 
-def paper_latency(nfe: int, threads: int, n: int) -> dict:
-    """The paper-size preset with random weights: the network step per frame (no codec), CFG on."""
+def paper_latency(nfe: int, threads: int, n: int, device: str = "cpu", bf16: bool = False) -> dict:
+    """The paper-size preset with random weights, CFG on: the network step per frame, and the step plus the
+    shipped causal codec's streaming decode of that frame (waveform level), on `device`."""
+    import contextlib
+
+    from foley.models.codec import load_codec
     from foley.models.reactor import PRESETS, ReactorNet
 
     torch.set_num_threads(threads)
-    net = ReactorNet(PRESETS["paper"], 120).eval()
+    dev = torch.device(device)
+    net = ReactorNet(PRESETS["paper"], 120).to(dev).eval()
+    codec = load_codec().eval().to(dev)
     params = sum(p.numel() for p in net.parameters())
     st = net.start(1, 2.0)
-    frame = torch.randint(0, 256, (1, 3, 224, 224), dtype=torch.uint8)
-    ms = []
-    with torch.inference_mode():
-        for k in range(n + 3):
+    frame = torch.randint(0, 256, (1, 3, 224, 224), dtype=torch.uint8, device=dev)
+    cast = torch.autocast(dev.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    step, total = [], []
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    with torch.inference_mode(), codec.streaming():
+        for k in range(n + 5):
+            sync()
             t = time.perf_counter()
-            net.step(st, frame, nfe, "consistency")
-            ms.append(1000 * (time.perf_counter() - t))
-    a = np.array(ms[3:])
-    return {"params_m": params / 1e6, "nfe": nfe, "p50": np.median(a), "p99": np.percentile(a, 99)}
+            with cast:
+                x = net.step(st, frame, nfe, "consistency")
+            sync()
+            t1 = time.perf_counter()
+            codec.decode(x.float()[:, :, None])[0].cpu().numpy()
+            t2 = time.perf_counter()
+            step.append(1000 * (t1 - t))
+            total.append(1000 * (t2 - t))
+    a, b = np.array(step[5:]), np.array(total[5:])
+    return {"params_m": params / 1e6, "nfe": nfe, "p50": np.median(a), "p99": np.percentile(a, 99),
+            "wave_p50": np.median(b), "wave_p99": np.percentile(b, 99)}
 
 
 def memory(model: str | None, minutes: float, frames: list[np.ndarray], threads: int) -> list[tuple[float, float]]:
@@ -108,6 +124,7 @@ def memory(model: str | None, minutes: float, frames: list[np.ndarray], threads:
 def stream_row(model: str | None, clips: Path, keys: list[str], out: Path, nfe: int, cfg: float, mode: str | None,
                int8: bool = False, seed: int = 0) -> float:
     """Stream every test clip into out/key.flac (kept if present); returns ms per frame of the new ones."""
+    from foley import io
     from foley.stream import Reactor
 
     out.mkdir(parents=True, exist_ok=True)
@@ -156,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--latency", action="store_true")
     p.add_argument("--frames", type=int, default=500, help="timed frames per latency row")
     p.add_argument("--paper-latency", action="store_true")
+    p.add_argument("--device", default="cpu", help="where --paper-latency runs (cuda on a GPU machine)")
     p.add_argument("--memory", type=float, default=0.0, metavar="MINUTES")
     p.add_argument("--quality", action="store_true")
     p.add_argument("--n", type=int, default=50, help="test clips for --quality")
@@ -165,25 +183,33 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(a.threads)
     clips = Path(a.clips)
     keys = sorted(f.stem for f in clips.glob("*.json"))[: a.n]
-    frames = clip_frames(clips / f"{keys[0]}.mp4") if keys else [np.zeros((96, 96, 3), np.uint8)]
+    frames = (clip_frames(clips / f"{keys[0]}.mp4") if keys  # latency needs frames, not any one clip's
+              else list(np.random.default_rng(0).integers(0, 256, (100, 96, 96, 3), dtype=np.uint8)))
     lines: list[str] = []
     if a.latency:
-        lines += [f"Latency per frame, waveform level ({a.threads} CPU threads, {a.frames} frames, deadline 40 ms):", "",
+        gpu = a.device.startswith("cuda")
+        where = torch.cuda.get_device_name() if gpu else f"{a.threads} CPU threads"
+        lines += [f"Latency per frame, waveform level ({where}, {a.frames} frames, deadline 40 ms):", "",
                   "| NFE | weights | p50 ms | p95 ms | p99 ms | misses | network p50 | codec decode p50 |",
                   "|---|---|---|---|---|---|---|---|"]
-        for nfe, int8 in ((1, False), (4, False), (1, True), (4, True)):
-            r = latency(a.model, nfe, frames, a.frames, a.threads, 3.0, int8)
+        for nfe, int8 in ((1, False), (4, False)) if gpu else ((1, False), (4, False), (1, True), (4, True)):
+            r = latency(a.model, nfe, frames, a.frames, a.threads, 3.0, int8, a.device)
             lines.append(f"| {nfe} | {'int8' if int8 else 'fp32'} | {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | {r['misses']} | "
                          f"{r['net_p50']:.1f} | {r['codec_p50']:.1f} |")
             print(lines[-1], flush=True)
         lines.append("")
     if a.paper_latency:
-        lines += ["Paper-size preset, random weights, network step only (CPU):", "",
-                  "| params (M) | NFE | p50 ms | p99 ms |", "|---|---|---|---|"]
-        for nfe in (1, 4):
-            r = paper_latency(nfe, a.threads, 20)
-            lines.append(f"| {r['params_m']:.0f} | {nfe} | {r['p50']:.0f} | {r['p99']:.0f} |")
-            print(lines[-1], flush=True)
+        where = torch.cuda.get_device_name() if a.device.startswith("cuda") else f"CPU, {a.threads} threads"
+        lines += [f"Paper-size preset, random weights, CFG on ({where}):", "",
+                  "| params (M) | NFE | precision | step p50 ms | step p99 ms | waveform p50 ms | waveform p99 ms |",
+                  "|---|---|---|---|---|---|---|"]
+        precisions = (False, True) if a.device.startswith("cuda") else (False,)
+        for bf16 in precisions:
+            for nfe in (1, 4):
+                r = paper_latency(nfe, a.threads, a.frames if a.device.startswith("cuda") else 20, a.device, bf16)
+                lines.append(f"| {r['params_m']:.0f} | {nfe} | {'bf16' if bf16 else 'fp32'} | {r['p50']:.1f} | "
+                             f"{r['p99']:.1f} | {r['wave_p50']:.1f} | {r['wave_p99']:.1f} |")
+                print(lines[-1], flush=True)
         lines.append("")
     if a.memory:
         mem = memory(a.model, a.memory, frames, a.threads)

@@ -35,7 +35,8 @@ class Reactor:
     `int8` quantises the network's linear layers dynamically (CPU): faster frames, slightly different audio."""
 
     def __init__(self, model: str | Path | None = None, nfe: int = 4, cfg: float = 3.0, seed: int = 0,
-                 mode: str | None = None, ntk: float = 1.0, threads: int | None = None, int8: bool = False) -> None:
+                 mode: str | None = None, ntk: float = 1.0, threads: int | None = None, int8: bool = False,
+                 device: str = "cpu") -> None:
         from foley.models.codec import load_codec
         from foley.models.reactor import load_reactor
 
@@ -45,8 +46,11 @@ class Reactor:
             raise FoleyError(f"--nfe must be 1..100 head evaluations per frame (1-4 after ECT), got {nfe}")
         if not cfg >= 1.0 or ntk < 1.0:
             raise FoleyError(f"cfg must be >= 1 and ntk >= 1 (got {cfg}, {ntk})")
-        self.codec = load_codec().eval()
-        self.net, ckpt = load_reactor(model or DEFAULT_MODEL, self.codec)
+        if device != "cpu" and (int8 or not torch.cuda.is_available()):
+            raise FoleyError(f"device {device!r}: " + ("--int8 runs on the CPU only" if int8 else "no CUDA device here"))
+        self.device = torch.device(device)
+        self.codec = load_codec().eval().to(self.device)
+        self.net, ckpt = load_reactor(model or DEFAULT_MODEL, self.codec, self.device)
         if int8:  # dynamic int8 linears: a quarter of the weight traffic that bounds a frame's time on a CPU
             import warnings
 
@@ -76,10 +80,10 @@ class Reactor:
             raise StreamError(f"frame {self.frames} is {frame.shape[1]}x{frame.shape[0]}, but the stream started at "
                               f"{self.shape[1]}x{self.shape[0]}: a stream keeps one frame size")
         f = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None, None]  # (1, 1, 3, H, W)
-        f = resize_frames(f, self.net.cfg.frame_size)[:, 0]
+        f = resize_frames(f, self.net.cfg.frame_size)[:, 0].to(self.device)
         x = self.net.step(self.state, f, self.nfe, self.mode, self.ntk)  # (1, C)
         self.frames += 1
-        return self.codec.decode(x[:, :, None])[0].numpy()  # (2, hop)
+        return self.codec.decode(x[:, :, None])[0].cpu().numpy()  # (2, hop)
 
     def close(self) -> None:
         self._stack.close()

@@ -175,3 +175,9 @@ def test_int8_streams_close_to_float(ckpt):
         assert any("Quantized" in type(m).__name__ or "quantized" in type(m).__module__ for m in r.net.modules())
         b = np.concatenate([r.push(f) for f in fr], axis=1)
     assert np.isfinite(b).all() and 0 < np.abs(a - b).max() < 0.5 * np.abs(a).max()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_asking_for_cuda_without_one_is_a_clear_error(ckpt, video, tmp_path, capsys):
+    assert main(["stream", str(video), "-o", str(tmp_path / "x.wav"), "--model", str(ckpt), "--device", "cuda"]) == 1
+    assert "no CUDA device here" in capsys.readouterr().err and not (tmp_path / "x.wav").exists()

@@ -85,7 +85,8 @@ def _cmd_stream(a: argparse.Namespace) -> None:
     is_file = not a.raw and not a.source.isdigit() and a.source != "-"
     if ext in VIDEO_EXT and not is_file:
         raise FoleyError(f"{out}: muxing into a video needs a video file SOURCE; write .wav or .flac from a camera or pipe")
-    reactor = Reactor(a.model, nfe=a.nfe, cfg=a.cfg, seed=a.seed, ntk=a.ntk, threads=a.threads, int8=a.int8)
+    reactor = Reactor(a.model, nfe=a.nfe, cfg=a.cfg, seed=a.seed, ntk=a.ntk, threads=a.threads, int8=a.int8,
+                      device=a.device)
     frames = open_source(a.source, a.raw, reactor.fps, a.stall_timeout)
     total = io.count_frames(io.probe(a.source), reactor.fps) if is_file else None
     if a.max_seconds:
@@ -134,6 +135,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--max-seconds", type=float, help="stop after this many seconds of audio")
     s.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
     s.add_argument("--int8", action="store_true", help="int8 linear layers: faster on a CPU, slightly different audio")
+    s.add_argument("--device", default="cpu", help="cpu (default) or cuda: where the network and codec run")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_stream, reads=("source", "model"), writes=("output", "json"),
                    suffixes={"output": AUDIO_EXT + VIDEO_EXT, "json": (".json",)})

@@ -1,5 +1,8 @@
-"""Multi-object following of per-frame blobs: constant-velocity prediction + Hungarian assignment
-(Kuhn 1955, as in SORT, Bewley et al. 2016), then joining of fragments split by exits and pauses."""
+"""Multi-object following of per-frame blobs: constant-velocity prediction + appearance, Hungarian
+assignment (Kuhn 1955, as in SORT, Bewley et al. 2016; colour as in DeepSORT's appearance term),
+continuation by appearance where motion sees nothing (an object that stops or slows), then joining of
+fragments split by exits, occlusions and pauses (never across a shot cut), and merging of tracks that
+move rigidly together (one object seen as two blobs)."""
 from __future__ import annotations
 
 import math
@@ -9,17 +12,21 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from foley.errors import TrackError
+from foley.tracking.appearance import Look, hist_distance
 from foley.tracks import Track
 
 
 @dataclass(frozen=True)
 class Blob:
-    """One detection: normalised centroid and mass (eq. 2), and whether it reaches the frame border."""
+    """One detection: normalised centroid and mass (eq. 2), whether it reaches the frame border, whether
+    motion saw it (False: only the background model, or appearance), and its look."""
 
     x: float
     y: float
     mass: float
     edge: bool = False
+    moving: bool = True
+    look: Look | None = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,11 @@ class FollowConfig:
     min_track_s: float = 0.4  # tracks with fewer detected seconds are dropped
     max_gap_s: float = 10.0  # fragments this far apart in time may be joined
     max_mass_ratio: float = 2.5  # ... if their sizes agree within this factor
+    appearance_weight: float = 0.5  # cost of wholly different colours, in association radii
+    max_colour_distance: float = 0.6  # fragments whose colours differ more are never joined
+    continue_by_look: bool = True  # follow a found object by appearance where motion loses it
+    min_travel_frac: float = 0.08  # a track motion never saw must travel this far (frame widths)
+    rigid_offset_frac: float = 0.03  # tracks whose offset varies less than this move as one object
 
     def __post_init__(self) -> None:
         if self.min_hits < 1 or self.max_missed_s < 0 or self.gate_frac <= 0 or not 0 < self.velocity_weight <= 1:
@@ -48,6 +60,12 @@ class _Tracklet:
     blobs: list[Blob]
     points: list[np.ndarray]  # (2,) pixel positions
     vel: np.ndarray = field(default_factory=lambda: np.zeros(2))  # (2,) pixels per frame
+    look: Look | None = None  # from the newest moving detection with a look
+    hist: np.ndarray | None = None  # (48,) running colour histogram of its moving detections
+    moving_hits: int = 0
+
+    def __post_init__(self) -> None:
+        self._learn(self.blobs[-1])
 
     @property
     def first(self) -> int:
@@ -64,6 +82,22 @@ class _Tracklet:
         step = (p - self.points[-1]) / (k - self.last)
         self.vel = step if len(self.frames) == 1 else weight * step + (1 - weight) * self.vel
         self.frames.append(k), self.blobs.append(blob), self.points.append(p)
+        self._learn(blob)
+
+    def _learn(self, blob: Blob) -> None:
+        if not blob.moving:
+            return
+        self.moving_hits += 1
+        if blob.look is not None:
+            self.hist = blob.look.hist if self.hist is None else 0.8 * self.hist + 0.2 * blob.look.hist
+            if not blob.edge:  # a look of the whole object, not of the part inside the frame
+                self.look = blob.look
+
+    def colour_cost(self, blob: Blob) -> float:
+        """Bhattacharyya distance of the blob's colours from the tracklet's (0 where either is unknown)."""
+        if self.hist is None or blob.look is None:
+            return 0.0
+        return hist_distance(self.hist, blob.look.hist)
 
     def speed(self) -> float:
         """Median pixels per frame between detections."""
@@ -73,7 +107,9 @@ class _Tracklet:
         return float(np.median(d))
 
     def mass(self) -> float:
-        return float(np.median([b.mass for b in self.blobs]))
+        """Median size over the moving detections (the size seen by appearance is only assumed)."""
+        moving = [b.mass for b in self.blobs if b.moving] or [b.mass for b in self.blobs]
+        return float(np.median(moving))
 
 
 class Follower:
@@ -86,21 +122,33 @@ class Follower:
         self.max_missed = max(1, int(round(self.cfg.max_missed_s * fps)))
         self.live: list[_Tracklet] = []
         self.done: list[_Tracklet] = []
+        self.cuts: list[int] = []  # first frames of new shots
 
     def _pixels(self, b: Blob) -> np.ndarray:
         """(2,) position of a blob in working-frame pixels, where distances are isotropic."""
         return np.array([(b.x + 1) * self.w / 2, (b.y + 1) * self.h / 2])
 
-    def update(self, k: int, blobs: list[Blob]) -> None:
-        """Associate frame k's blobs: believed tracklets first, then the tentative ones."""
+    def cut(self, k: int) -> None:
+        """Frame k starts a new shot: every tracklet ends before it."""
+        self.done += [t for t in self.live if len(t.frames) >= self.cfg.min_hits]
+        self.live = []
+        self.cuts.append(k)
+
+    def update(self, k: int, blobs: list[Blob], image: np.ndarray | None = None, grey: np.ndarray | None = None) -> None:
+        """Associate frame k's blobs: believed tracklets first, then the tentative ones; then follow the
+        believed ones motion missed by their look in `image` (RGB) / `grey`, the working frame k."""
         pts = [self._pixels(b) for b in blobs]
         free = list(range(len(blobs)))
         believed = [t for t in self.live if len(t.frames) >= self.cfg.min_hits]
         tentative = [t for t in self.live if len(t.frames) < self.cfg.min_hits]
         for group in (believed, tentative):
-            for t, j in self._assign(group, pts, free, k):
+            for t, j in self._assign(group, blobs, pts, free, k):
                 t.add(k, blobs[j], pts[j], self.cfg.velocity_weight)
                 free.remove(j)
+        if self.cfg.continue_by_look and image is not None and grey is not None:
+            for t in believed:
+                if t.last != k and t.moving_hits >= self.cfg.min_hits:
+                    self._continue(t, k, image, grey)
         keep = []
         for t in self.live:
             if t.last == k or (len(t.frames) >= self.cfg.min_hits and k - t.last <= self.max_missed):
@@ -109,27 +157,59 @@ class Follower:
                 self.done.append(t)
         self.live = keep + [_Tracklet([k], [blobs[j]], [pts[j]]) for j in free]
 
-    def _assign(self, group: list[_Tracklet], pts: list[np.ndarray], free: list[int],
+    def _continue(self, t: _Tracklet, k: int, image: np.ndarray, grey: np.ndarray) -> None:
+        """Find a tracklet motion missed at frame k by its look, near where it should be."""
+        if t.look is None:
+            return
+        gap = k - t.last
+        reach = max(4.0, 0.25 * max(t.look.patch.shape)) + 1.5 * float(np.linalg.norm(t.vel)) * gap
+        found = t.look.find(image, grey, t.predict(k), reach)
+        if found is None:
+            return
+        p, _ = found
+        x, y = 2 * p[0] / self.w - 1, 2 * p[1] / self.h - 1
+        t.add(k, Blob(x=float(x), y=float(y), mass=t.mass(), moving=False), p, self.cfg.velocity_weight)
+
+    def _assign(self, group: list[_Tracklet], blobs: list[Blob], pts: list[np.ndarray], free: list[int],
                 k: int) -> list[tuple[_Tracklet, int]]:
-        """Hungarian assignment on predicted-position distance, within each tracklet's gate."""
+        """Hungarian assignment on predicted-position distance plus colour, within each tracklet's gate;
+        blobs motion did not see cost a little more (a ghost beside an object that starts to move)."""
         if not group or not free:
             return []
         pred = np.array([t.predict(k) for t in group])  # (T, 2)
         cand = np.array([pts[j] for j in free])  # (B, 2)
-        cost = np.linalg.norm(pred[:, None] - cand[None], axis=-1)  # (T, B)
+        dist = np.linalg.norm(pred[:, None] - cand[None], axis=-1)  # (T, B)
         gate = np.array([self.gate + 1.5 * np.linalg.norm(t.vel) * (k - t.last) for t in group])  # (T,)
-        cost = np.where(cost <= gate[:, None], cost, 1e9)
+        colour = np.array([[t.colour_cost(blobs[j]) for j in free] for t in group])  # (T, B)
+        still = np.array([0.0 if blobs[j].moving else 0.25 * self.gate for j in free])  # (B,)
+        cost = dist + self.cfg.appearance_weight * self.gate * colour + still[None]
+        ok = dist <= gate[:, None]
+        for r, t in enumerate(group):  # what motion did not see must at least be the tracklet's size
+            size = t.mass()
+            for c, j in enumerate(free):
+                if not blobs[j].moving and max(size, blobs[j].mass) > self.cfg.max_mass_ratio * min(size, blobs[j].mass):
+                    ok[r, c] = False
+        cost = np.where(ok, cost, 1e9)
         rows, cols = linear_sum_assignment(cost)
         return [(group[r], free[c]) for r, c in zip(rows, cols) if cost[r, c] < 1e9]
 
     def finish(self, n: int, max_objects: int) -> list[Track]:
-        """Join fragments, drop short tracks, keep the `max_objects` most-detected, as Tracks of n frames."""
+        """Join fragments, drop short and never-moving tracks, merge rigid pairs, keep the `max_objects`
+        most-detected, as Tracks of n frames."""
         done = self.done + [t for t in self.live if len(t.frames) >= self.cfg.min_hits]
         chains = self._join(sorted(done, key=lambda t: t.first))
         min_frames = max(self.cfg.min_hits, int(round(self.cfg.min_track_s * self.fps)))
-        chains = [c for c in chains if sum(len(t.frames) for t in c) >= min_frames]
+        chains = [c for c in chains if sum(len(t.frames) for t in c) >= min_frames and self._moved(c)]
         chains.sort(key=lambda c: sum(len(t.frames) for t in c), reverse=True)
-        return [self._to_track(c, n, f"object{i}") for i, c in enumerate(chains[:max_objects])]
+        tracks = merge_rigid([self._to_track(c, n, "") for c in chains], self.cfg.rigid_offset_frac)
+        return [t.with_(label=f"object{i}") for i, t in enumerate(tracks[:max_objects])]
+
+    def _moved(self, chain: list[_Tracklet]) -> bool:
+        """Motion saw it (a ghost or a patch of background is never seen by motion), or it travelled."""
+        if sum(t.moving_hits for t in chain) >= self.cfg.min_hits * 2:
+            return True
+        pts = np.concatenate([np.array(t.points) for t in chain])  # (P, 2)
+        return float(np.ptp(pts, axis=0).max()) >= self.cfg.min_travel_frac * self.w
 
     def _join(self, pieces: list[_Tracklet]) -> list[list[_Tracklet]]:
         """Chains of time-ordered fragments, linked greedily, most plausible link first."""
@@ -149,7 +229,8 @@ class Follower:
         return chains
 
     def _links(self, pieces: list[_Tracklet]) -> list[tuple[float, int, int]]:
-        """(cost, i, j): piece j may continue piece i (same size, gap bridgeable at their speed)."""
+        """(cost, i, j): piece j may continue piece i (same size and colours, gap bridgeable at their
+        speed, no shot cut between)."""
         max_gap = self.cfg.max_gap_s * self.fps
         mass = [p.mass() for p in pieces]
         speed = [p.speed() for p in pieces]
@@ -159,11 +240,14 @@ class Follower:
                 gap = b.first - a.last
                 if gap <= 0 or gap > max_gap or (a.blobs[-1].edge and not self._near_edge(b.points[0])):
                     continue  # what left the frame can only come back through its edge
+                if any(a.last < c <= b.first for c in self.cuts):
+                    continue
+                colour = hist_distance(a.hist, b.hist) if a.hist is not None and b.hist is not None else 0.0
                 ratio = max(mass[i], mass[j]) / max(min(mass[i], mass[j]), 1e-9)
                 reach = self.gate + max(speed[i], speed[j]) * gap
                 dist = float(np.linalg.norm(b.points[0] - a.points[-1]))
-                if ratio <= self.cfg.max_mass_ratio and dist <= reach:
-                    links.append((dist / reach, i, j))
+                if ratio <= self.cfg.max_mass_ratio and dist <= reach and colour <= self.cfg.max_colour_distance:
+                    links.append((dist / reach + colour, i, j))
         return links
 
     def _near_edge(self, p: np.ndarray) -> bool:
@@ -178,3 +262,40 @@ class Follower:
             for k, b in zip(t.frames, t.blobs):
                 x[k], y[k], mass[k], reliable[k] = b.x, b.y, b.mass, True
         return Track(fps=self.fps, x=x, y=y, mass=mass, reliable=reliable, label=label)
+
+
+def merge_rigid(tracks: list[Track], max_offset_std: float) -> list[Track]:
+    """Tracks that move as one (seen together in most frames, their offset steady) merged into one:
+    mass-weighted centroid, summed mass. Order kept (a merged track takes the earlier place)."""
+    out = list(tracks)
+    i = 0
+    while i < len(out):
+        j = i + 1
+        while j < len(out):
+            if _rigid(out[i], out[j], max_offset_std):
+                out[i] = _merge(out[i], out.pop(j))
+            else:
+                j += 1
+        i += 1
+    return out
+
+
+def _rigid(a: Track, b: Track, max_offset_std: float) -> bool:
+    both = a.reliable & b.reliable
+    if both.sum() < 10 or both.sum() < 0.8 * min(a.reliable.sum(), b.reliable.sum()):
+        return False
+    off = np.stack([a.x - b.x, a.y - b.y], axis=1)[both]  # (F, 2)
+    size = math.sqrt(float(np.median(a.mass[both]))) + math.sqrt(float(np.median(b.mass[both])))  # ~frame sides
+    travel = float(np.ptp(np.stack([a.x, a.y], axis=1)[both], axis=0).max())
+    return (float(off.std(axis=0).max()) <= max_offset_std and float(np.linalg.norm(off.mean(axis=0))) <= 1.5 * size
+            and travel > 4 * max_offset_std)
+
+
+def _merge(a: Track, b: Track) -> Track:
+    wa, wb = np.where(a.reliable, a.mass, 0.0), np.where(b.reliable, b.mass, 0.0)
+    w = np.maximum(wa + wb, 1e-12)
+    x = np.where(a.reliable & b.reliable, (np.nan_to_num(a.x) * wa + np.nan_to_num(b.x) * wb) / w,
+                 np.where(a.reliable, a.x, b.x))
+    y = np.where(a.reliable & b.reliable, (np.nan_to_num(a.y) * wa + np.nan_to_num(b.y) * wb) / w,
+                 np.where(a.reliable, a.y, b.y))
+    return a.with_(x=x, y=y, mass=wa + wb, reliable=a.reliable | b.reliable)

@@ -1,10 +1,14 @@
-"""Model-free motion tracking: camera-compensated double differencing, filled blobs, then `follow`.
+"""Model-free motion tracking: camera-compensated double differencing and a background model, filled
+blobs, then `follow`.
 
 Per frame k, one frame late (the object is placed at k, not at k-1 ∪ k):
-downscale + blur → camera motion k-1→k (a grid of Shi–Tomasi corners, pyramidal Lucas–Kanade,
-RANSAC similarity: Shi & Tomasi 1994, Bouguet 2000, Fischler & Bolles 1981) → for each neighbour
-j ∈ {k-1, k+1}: fill(|I_k − warp(I_j)| > τ) → AND of the two (double difference, Kameda & Minoh
-1996) → blobs → centroid and mass by StereoFoley eq. (2).
+downscale + blur → shot cut? (then every track ends and tracking starts afresh) → camera motion
+k-1→k (a grid of Shi–Tomasi corners, pyramidal Lucas–Kanade, RANSAC similarity: Shi & Tomasi 1994,
+Bouguet 2000, Fischler & Bolles 1981) → for each neighbour j ∈ {k-1, k+1}: fill(|I_k − warp(I_j)| > τ)
+→ AND of the two (double difference, Kameda & Minoh 1996), OR'd with where I_k differs from the
+camera-compensated median background (`background`: plain objects that move slowly) → blobs →
+centroid and mass by StereoFoley eq. (2), and each blob's look (`appearance`), with which the follower
+keeps an object once it stops.
 """
 from __future__ import annotations
 
@@ -16,6 +20,9 @@ import cv2
 import numpy as np
 
 from foley.errors import TrackError
+from foley.tracking.appearance import Look
+from foley.tracking.background import Background
+from foley.tracking.cuts import CutDetector
 from foley.tracking.follow import Blob, Follower, FollowConfig
 from foley.tracks import Track, centroid_and_mass
 
@@ -35,6 +42,9 @@ class MotionConfig:
     max_blobs: int = 12  # largest blobs kept per frame
     colour: bool = True  # difference the colour channels (max), so objects as bright as their
     # background still stand out; False: grey only, about 1.4x faster
+    background: bool = True  # also segment against a median background (plain, slow objects)
+    background_factor: float = 1.5  # its threshold, times the differencing one (it sees more noise)
+    cuts: bool = True  # end every track at a shot cut
 
     def __post_init__(self) -> None:
         if self.work_width < 32 or self.blur < 1 or self.blur % 2 == 0:
@@ -73,19 +83,28 @@ def track_motion(frames: Iterable[np.ndarray], fps: float, max_objects: int = 3,
         raise TrackError(f"max_objects must be >= 1, got {max_objects}")
     config = config or MotionConfig()
     follower: Follower | None = None
-    window: list[_Frame] = []  # last three working frames
+    window: list[_Frame] = []  # last three working frames of the current shot
     motions: list[np.ndarray] = []  # camera motion into each of those frames (2, 3)
+    background = Background() if config.background else None
+    cuts = CutDetector() if config.cuts else None
     n, size = 0, None
     for frame in frames:
         cur = _prepare(frame, config, size)
         if size is None:
             size = (frame.shape[1], frame.shape[0])
             follower = Follower(cur.grey.shape[1], cur.grey.shape[0], fps, follow)
+        if cuts is not None and cuts.is_cut(cur.image) and window:
+            follower.cut(n)
+            window, motions = [], []
+            if background is not None:
+                background.reset()
         motions.append(_camera_motion(window[-1].grey, cur.grey) if window else _IDENTITY)
         window.append(cur)
+        if background is not None:
+            background.push(cur.image, motions[-1])
         if len(window) == 3:
-            blobs = _segment(window, motions[1], motions[2], config)
-            follower.update(n - 1, blobs)
+            blobs = _segment(window, motions[1], motions[2], config, background)
+            follower.update(n - 1, blobs, window[1].image, window[1].grey)
             window.pop(0), motions.pop(0)
         n += 1
         if progress is not None:
@@ -121,7 +140,13 @@ def _camera_motion(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
     if ok.sum() < 8:
         return _IDENTITY
     m, _ = cv2.estimateAffinePartial2D(pts[ok], nxt[ok], method=cv2.RANSAC, ransacReprojThreshold=1.0)
-    return _IDENTITY if m is None else m.astype(np.float32)
+    if m is None:
+        return _IDENTITY
+    h, w = prev.shape
+    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], np.float64)  # (4, 3)
+    if np.abs(corners @ (m - _IDENTITY).T).max() < 0.2:
+        return _IDENTITY  # a still camera: estimation noise, chained over the background's history, would
+    return m.astype(np.float32)  # misregister it
 
 
 def _grid_corners(img: np.ndarray, cell: int = 16) -> np.ndarray:
@@ -153,11 +178,13 @@ def _warp(img: np.ndarray, m: np.ndarray, inverse: bool) -> tuple[np.ndarray, np
 
 
 def _motion_mask(window: list[_Frame], m_prev: np.ndarray, m_next: np.ndarray,
-                config: MotionConfig) -> np.ndarray:
-    """(h, w) bool: the middle frame's moving objects, fill(cur ≠ prev) ∧ fill(cur ≠ next).
+                 config: MotionConfig, background: Background | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """((h, w) bool moving objects of the middle frame, (h, w) bool the part of it motion saw).
 
-    Each filled two-frame mask covers the object at both instants, even when it is untextured (the
-    two crescents of a uniform disc enclose their overlap); their intersection is the object now.
+    Motion: fill(cur ≠ prev) ∧ fill(cur ≠ next). Each filled two-frame mask covers the object at both
+    instants, even when it is untextured (the two crescents of a uniform disc enclose their overlap);
+    their intersection is the object now. Background: fill(cur ≠ median of the past), which covers a
+    plain object that moves less than its size per frame, whose crescents are too thin to enclose it.
     """
     prev, cur, nxt = (f.image for f in window)
     wp, vp = _warp(prev, m_prev, inverse=False)  # prev seen from cur
@@ -169,9 +196,26 @@ def _motion_mask(window: list[_Frame], m_prev: np.ndarray, m_next: np.ndarray,
     b1 = _clean((d1 > thr) & vp, config) | ~vp  # where a neighbour is unknown (the strip warping
     b2 = _clean((d2 > thr) & vn, config) | ~vn  # uncovers), trust the other one
     both = (b1 & b2 & (vp | vn)).astype(np.uint8)
-    if config.blur == 1:
-        return both > 0
-    return cv2.erode(both, np.ones((3, 3), np.uint8)) > 0  # the blur (σ ≈ 1 px) widened the edges by ~1 px
+    moving = both > 0 if config.blur == 1 else cv2.erode(both, np.ones((3, 3), np.uint8)) > 0
+    # the blur (σ ≈ 1 px) widened the edges by ~1 px
+    # the background's newest frame is `next`; m_next carries cur's pixels into it
+    diff = None if background is None else background.difference(cur, np.linalg.inv(_to3(m_next)))
+    if diff is None:
+        return moving, moving
+    d, valid = diff
+    bthr = config.background_factor * max(thr, config.noise_factor * float(np.median(d[::2, ::2])))
+    still = cv2.erode(_clean((d > bthr) & valid, config).astype(np.uint8), np.ones((3, 3), np.uint8))
+    count, labels = cv2.connectedComponents(still)
+    area = np.bincount(labels.ravel(), minlength=count)  # (count,)
+    seen = np.bincount(labels[moving], minlength=count)
+    kept = (seen < 0.3 * area)  # where motion covers a find well, its outline is the truer one
+    kept &= area >= 4 * config.min_area_frac * d.size  # and specks of misregistration are no finds
+    kept[0] = False
+    return moving | kept[labels], moving
+
+
+def _to3(m: np.ndarray) -> np.ndarray:
+    return np.vstack([m.astype(np.float64), [0.0, 0.0, 1.0]])
 
 
 def _difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -213,9 +257,10 @@ def _bridge(line: np.ndarray, gap: int) -> np.ndarray:
 
 
 def _segment(window: list[_Frame], m_prev: np.ndarray, m_next: np.ndarray,
-             config: MotionConfig) -> list[Blob]:
-    """Filled blobs of the middle frame's motion mask, largest first."""
-    mask = _motion_mask(window, m_prev, m_next, config)
+             config: MotionConfig, background: Background | None = None) -> list[Blob]:
+    """Filled blobs of the middle frame's mask, largest first, each with its look."""
+    mask, moving = _motion_mask(window, m_prev, m_next, config, background)
+    cur = window[1]
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     h, w = mask.shape
     min_area = config.min_area_frac * h * w
@@ -228,5 +273,8 @@ def _segment(window: list[_Frame], m_prev: np.ndarray, m_next: np.ndarray,
         x, y, mass = centroid_and_mass(filled)
         bx, by, bw, bh = cv2.boundingRect(c)
         edge = min(bx, by, w - bx - bw, h - by - bh) <= margin
-        blobs.append(Blob(x=x, y=y, mass=mass, edge=edge))
+        seen = float(moving[by:by + bh, bx:bx + bw][filled[by:by + bh, bx:bx + bw] > 0].mean())
+        centre = ((x + 1) * w / 2, (y + 1) * h / 2)
+        look = Look.take(cur.image, cur.grey, filled, (bx, by, bw, bh), centre, mass)
+        blobs.append(Blob(x=x, y=y, mass=mass, edge=edge, moving=seen >= 0.25, look=look))
     return blobs

@@ -1,6 +1,7 @@
 """Whole jobs on files: track a video, spatialize its sound, evaluate a stereo track. The CLI calls these."""
 from __future__ import annotations
 
+import json
 import logging
 import math
 import numbers
@@ -19,14 +20,18 @@ from foley.errors import FoleyError, TrackError
 from foley.metrics import StereoReport, evaluate
 from foley.blocks import fit_blocks
 from foley.spatial import SpatialConfig, is_stereo_bed, mix_blocks, normalise_blocks, spatialize, spread_blocks
-from foley.tracking import onset_envelope, rank_by_audio, rank_by_envelope, track_box, track_motion
+from foley.files import atomic_output
+from foley.tracking import onset_envelope, track_box, track_motion
+from foley.tracking.select import TOLERANCE, Choice, check_label, choose, evidence_table
 from foley.tracks import Track, load_masks, load_tracks
 
 log = logging.getLogger("foley")
+choice_log = logging.getLogger("foley.choice")  # the choice and its evidence: the CLI shows it by default
 SR = AUDIO.sr  # every audio path of a job runs at foley's rate
 MOTION_WIDTH = 640  # motion tracking decodes at most this wide: it works on a small copy anyway
 STRIP_FRAMES = 6
 BLOCK = 1 << 16  # samples per streamed audio block (1.4 s at 48 kHz)
+CENTRE_LABEL = "centre (no convincing object)"  # the track followed when no candidate is convincing
 
 
 @dataclass(frozen=True)
@@ -69,29 +74,80 @@ def _keep_strip(frames: Iterable[np.ndarray], total: int, keep: dict[int, np.nda
 
 
 def find_tracks(video: str | os.PathLike, spec: TrackSpec, audio: np.ndarray | Iterator[np.ndarray] | None = None,
-                max_objects: int = 3, strip: dict[int, np.ndarray] | None = None) -> list[Track]:
-    """Tracks for a video, best first when audio ((C, N) at SR, or (C, k) blocks streamed) is given."""
+                max_objects: int = 3, strip: dict[int, np.ndarray] | None = None, object_label: str | None = None,
+                evidence_path: str | os.PathLike | None = None) -> list[Track]:
+    """Tracks for a video, best first when audio ((C, N) at SR, or (C, k) blocks streamed) is given.
+
+    `object_label` (--object) puts that track first (TrackError listing the labels if none has it);
+    `evidence_path` receives the choice's evidence as JSON (needs audio).
+    """
     _check_max_objects(max_objects)
+    if evidence_path is not None and audio is None:
+        raise FoleyError("--evidence needs the video's audio: the evidence is how each track's motion meets "
+                         "its onsets (drop --no-audio, or use a video with sound)")
     info = io.probe(video)
     n = io.count_frames(info, info.fps)
-    keep = {} if strip is None else strip
-    if spec.kind == "file":
-        tracks = _load_spec_file(spec.path, info, n)
-    else:
-        size = _motion_size(info) if spec.kind == "motion" else None
-        with _progress(n, f"tracking ({spec.kind})") as bar:
-            frames = _keep_strip(io.iter_frames(video, fps=info.fps, size=size), n, keep)
-            if spec.kind == "motion":
-                tracks = track_motion(frames, info.fps, max_objects=max_objects, progress=bar.update)
-            else:
-                tracks = [track_box(frames, info.fps, box=spec.box, start_frame=spec.frame, progress=bar.update)]
-        if not tracks:
-            raise TrackError(f"the motion tracker found nothing moving in {video}: give a box with "
-                             "--track box=x,y,w,h@frame, or import tracks")
+    tracks = _tracks_of(video, spec, info, n, max_objects, {} if strip is None else strip)
     tracks = [t.with_(frame_size=(info.width, info.height)) for t in tracks]
-    if audio is not None and len(tracks) > 1:
-        tracks = rank_by_audio(tracks, audio, SR)
+    if audio is None:
+        return _user_first(tracks, object_label)
+    choice = choose_track(tracks, onset_envelope(audio, SR, info.fps, n), spec, object_label)
+    if evidence_path is not None:
+        save_evidence(evidence_path, choice)
+    return _user_first(choice.ranked, object_label)
+
+
+def _tracks_of(video: str | os.PathLike, spec: TrackSpec, info: io.VideoInfo, n: int, max_objects: int,
+               keep: dict[int, np.ndarray]) -> list[Track]:
+    """The candidate tracks of a video by `spec` (TrackError if the motion tracker finds nothing)."""
+    if spec.kind == "file":
+        return _load_spec_file(spec.path, info, n)
+    size = _motion_size(info) if spec.kind == "motion" else None
+    with _progress(n, f"tracking ({spec.kind})") as bar:
+        frames = _keep_strip(io.iter_frames(video, fps=info.fps, size=size), n, keep)
+        if spec.kind == "motion":
+            tracks = track_motion(frames, info.fps, max_objects=max_objects, progress=bar.update)
+        else:
+            tracks = [track_box(frames, info.fps, box=spec.box, start_frame=spec.frame, progress=bar.update)]
+    if not tracks:
+        raise TrackError(f"the motion tracker found nothing moving in {video}: give a box with "
+                         "--track box=x,y,w,h@frame, or import tracks")
     return tracks
+
+
+def choose_track(tracks: list[Track], envelope: np.ndarray, spec: TrackSpec, object_label: str | None = None) -> Choice:
+    """The sounding object among `tracks` by their motion events and the sound's onset envelope (K,); logged.
+
+    A single track the user gave (a box, a one-track file) is followed whatever the evidence; a
+    choice that is not convincing has `track` None (render centred) and says why, as a warning.
+    """
+    given = spec.kind == "box" or (spec.kind == "file" and len(tracks) == 1)
+    choice = choose(tracks, envelope, label=object_label, given=given)
+    choice_log.info("candidates for the sounding object (motion events within +-%d frames of audio onsets):\n%s",
+                    TOLERANCE, evidence_table(choice.evidence))
+    (choice_log.info if choice.track is not None else choice_log.warning)("%s", choice.reason)
+    return choice
+
+
+def _user_first(tracks: list[Track], object_label: str | None) -> list[Track]:
+    """Tracks with the one labelled `object_label` first (unchanged if None); TrackError listing labels if absent."""
+    if object_label is None:
+        return tracks
+    check_label(tracks, object_label)
+    i = [t.label for t in tracks].index(object_label)
+    return [tracks[i]] + tracks[:i] + tracks[i + 1:]
+
+
+def centred_track(n: int, fps: float, frame_size: tuple[int, int] | None = None) -> Track:
+    """A track at the centre of the frame for n frames: the mono sound in both channels at equal power."""
+    return Track(fps=fps, x=np.zeros(n), y=np.zeros(n), mass=np.zeros(n), reliable=np.ones(n, bool),
+                 label=CENTRE_LABEL, frame_size=frame_size)
+
+
+def save_evidence(path: str | os.PathLike, choice: Choice) -> None:
+    """Write the choice and every candidate's evidence as JSON (schema foley.choice/1), atomically."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps({"schema": "foley.choice/1", **choice.as_dict()}, indent=1))
 
 
 def _check_max_objects(max_objects: int) -> None:
@@ -134,14 +190,18 @@ def _fit_track(track: Track, n: int, fps: float, source: str) -> Track:
 def spatialize_video(video: str | os.PathLike, out: str | os.PathLike, spec: TrackSpec,
                      audio_path: str | os.PathLike | None = None, ambience_path: str | os.PathLike | None = None,
                      ambience_gain: float = 0.3, max_objects: int = 3,
-                     cfg: SpatialConfig = SpatialConfig()) -> tuple[Track, float]:
+                     cfg: SpatialConfig = SpatialConfig(), object_label: str | None = None,
+                     evidence_path: str | os.PathLike | None = None) -> tuple[Track, float]:
     """Object-aware stereo for a video: track, pick the sounding object, render, write OUT (.mp4/.mov/.mkv/.wav/.flac).
 
     The sound is --audio if given, else the video's own audio; padded/trimmed to the video with a
     warning. Audio is streamed, so memory stays flat in the video's length: a first pass over the
     sound checks and measures it and takes its onset envelope (for the audio-guided choice), and
     after tracking the mix is rendered twice, once for its peak and once, scaled by the one gain of
-    `spatialize`, into OUT. Returns the followed track and that gain (1 when the mix did not clip).
+    `spatialize`, into OUT. The sounding object is chosen by `choose_track` (or by `object_label`,
+    --object); when no candidate is convincing the sound is rendered centred (`centred_track`,
+    labelled CENTRE_LABEL). `evidence_path` receives the choice's evidence as JSON after OUT. Returns the
+    followed track and that gain (1 when the mix did not clip).
     """
     out = Path(out)
     if not (isinstance(ambience_gain, numbers.Real) and math.isfinite(ambience_gain) and ambience_gain >= 0):
@@ -155,10 +215,10 @@ def spatialize_video(video: str | os.PathLike, out: str | os.PathLike, spec: Tra
     envelope = _scan_sound(sound, n, info.fps, n_frames)
     stereo_bed = ambience_path is not None and _is_stereo_file(ambience_path)
     tracks = find_tracks(video, spec, max_objects=max_objects)
-    if len(tracks) > 1:
-        tracks = rank_by_envelope(tracks, envelope)
-        log.info("picked %s (audio score %.2f) among %d tracks", tracks[0].label, tracks[0].score or 0.0, len(tracks))
-    track = tracks[0]
+    choice = choose_track(tracks, envelope, spec, object_label)
+    track = choice.track or centred_track(n_frames, info.fps, (info.width, info.height))
+    if choice.track is None:
+        choice_log.warning("rendering the sound centred (equal power in both channels) rather than on a guessed side")
 
     def render() -> Iterator[np.ndarray]:  # the unscaled mix, (2, BLOCK) blocks; the same each call
         bed = None if ambience_path is None else io.iter_audio(ambience_path, sr=SR, block=BLOCK)
@@ -171,6 +231,8 @@ def spatialize_video(video: str | os.PathLike, out: str | os.PathLike, spec: Tra
         io.write_audio(out, stereo, SR)
     else:
         io.mux_audio(video, stereo, SR, out)
+    if evidence_path is not None:
+        save_evidence(evidence_path, choice)
     return track, gain
 
 

@@ -191,7 +191,8 @@ def test_rank_by_audio_prefers_the_sounding_object(ball_tracks):
                            label="glider")
     ranked = rank_by_audio([bouncer, glider, ball_tracks[0].with_(label="ball")], SCENE.sound(SR)[None], SR)
     assert [t.label for t in ranked][0] == "ball"
-    assert ranked[0].score > 0.5 and all(t.score < ranked[0].score - 0.3 for t in ranked[1:])
+    # score = prior x lift of F over chance: the ball is seen in about half the frames, so about 0.5
+    assert ranked[0].score > 0.4 and all(t.score < ranked[0].score - 0.3 for t in ranked[1:])
 
 
 def test_bad_inputs_raise_track_error():

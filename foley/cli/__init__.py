@@ -16,6 +16,9 @@ from foley.errors import FoleyError, Terminated
 from foley.files import check_outputs, refuse_overwriting
 
 EPILOG = "Docs and examples: README.md. Every verb has --help."
+OBJECT_HELP = ("follow the track with this label (e.g. object1; `foley track` lists them) instead of the one "
+               "whose motion events best meet the sound's onsets")
+EVIDENCE_HELP = "also write why each track was (not) chosen as the sounding object (JSON, schema foley.choice/1)"
 
 
 def _cmd_spatialize(a: argparse.Namespace) -> None:
@@ -23,12 +26,16 @@ def _cmd_spatialize(a: argparse.Namespace) -> None:
 
     track, _ = pipeline.spatialize_video(a.video, a.output, pipeline.TrackSpec.parse(a.track), audio_path=a.audio,
                                          ambience_path=a.ambience, ambience_gain=a.ambience_gain,
-                                         max_objects=a.max_objects)
+                                         max_objects=a.max_objects, object_label=a.object, evidence_path=a.evidence)
     if a.save_track:
         from foley.tracks import save_tracks
 
         save_tracks(a.save_track, [track])
-    print(f"wrote {a.output} (followed {track.label or 'track'}, {int(track.reliable.sum())}/{len(track)} frames detected)")
+    if track.label == pipeline.CENTRE_LABEL:
+        print(f"wrote {a.output} (centred: no convincing sounding object; see the evidence above)")
+    else:
+        print(f"wrote {a.output} (followed {track.label or 'track'}, "
+              f"{int(track.reliable.sum())}/{len(track)} frames detected)")
 
 
 def _cmd_track(a: argparse.Namespace) -> None:
@@ -40,7 +47,8 @@ def _cmd_track(a: argparse.Namespace) -> None:
         audio = io.iter_audio(a.video, sr=pipeline.SR, channels=1)  # streamed: read only if tracks need ranking
     strip: dict = {}
     tracks = pipeline.find_tracks(a.video, pipeline.TrackSpec.parse(a.track), audio=audio,
-                                  max_objects=a.max_objects, strip=strip)
+                                  max_objects=a.max_objects, strip=strip, object_label=a.object,
+                                  evidence_path=a.evidence)
     save_tracks(a.output, tracks)
     if a.plot:
         from foley.plot import plot_tracks
@@ -77,10 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ambience", help="ambience bed, spread across both channels")
     s.add_argument("--ambience-gain", type=float, default=0.3, help="linear gain of the ambience (default 0.3)")
     s.add_argument("--max-objects", type=int, default=3, help="motion tracker: most objects followed (default 3)")
+    s.add_argument("--object", metavar="NAME", help=OBJECT_HELP)
     s.add_argument("--save-track", metavar="JSON", help="also write the track that was followed")
+    s.add_argument("--evidence", metavar="JSON", help=EVIDENCE_HELP)
     s.add_argument("-o", "--output", required=True, help="output .mp4/.mov/.mkv (video copied) or .wav/.flac")
-    s.set_defaults(func=_cmd_spatialize, reads=("video", "audio", "ambience", "track"), writes=("output", "save_track"),
-                   suffixes={"save_track": (".json",)})
+    s.set_defaults(func=_cmd_spatialize, reads=("video", "audio", "ambience", "track"),
+                   writes=("output", "save_track", "evidence"),
+                   suffixes={"save_track": (".json",), "evidence": (".json",)})
 
     t = sub.add_parser("track", help="find the moving objects of a video and write their tracks")
     t.add_argument("video")
@@ -88,9 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-objects", type=int, default=3)
     t.add_argument("--no-audio", action="store_true", help="do not rank tracks by the video's audio")
     t.add_argument("--plot", metavar="PNG", help="picture of the tracks: frames with centroids, x and mass over time")
+    t.add_argument("--object", metavar="NAME", help="put the track with this label first (e.g. object1)")
+    t.add_argument("--evidence", metavar="JSON", help=EVIDENCE_HELP)
     t.add_argument("-o", "--output", required=True, help="tracks JSON (schema in foley/tracks.py)")
-    t.set_defaults(func=_cmd_track, reads=("video", "track"), writes=("output", "plot"),
-                   suffixes={"plot": (".png",)})
+    t.set_defaults(func=_cmd_track, reads=("video", "track"), writes=("output", "plot", "evidence"),
+                   suffixes={"plot": (".png",), "evidence": (".json",)})
 
     d = sub.add_parser("demo", help="make a clip from scratch, track it, spatialize it and score it")
     d.add_argument("--out", default="foley-demo", help="output folder (default ./foley-demo)")
@@ -137,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="foley: %(levelname)s: %(message)s")
+    logging.getLogger("foley.choice").setLevel(logging.INFO)  # which object sounds, and why: always shown
     try:
         _check_paths(args)
         args.func(args)

@@ -23,7 +23,7 @@ def frame_hist(image: np.ndarray) -> np.ndarray:
 class CutDetector:
     """Feed frames in order (`is_cut(image)`): True for the first frame of a new shot."""
 
-    def __init__(self, threshold: float = 0.45, contrast: float = 3.0) -> None:
+    def __init__(self, threshold: float = 0.2, contrast: float = 4.0) -> None:
         self.threshold, self.contrast = threshold, contrast
         self.prev: np.ndarray | None = None
         self.recent: list[float] = []  # the last few distances, for the local level

@@ -6,6 +6,7 @@ move rigidly together (one object seen as two blobs)."""
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +28,7 @@ class Blob:
     edge: bool = False
     moving: bool = True
     look: Look | None = None
+    box: tuple[int, int, int, int] | None = None  # (x, y, w, h), working-frame pixels
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class FollowConfig:
     appearance_weight: float = 0.5  # cost of wholly different colours, in association radii
     max_colour_distance: float = 0.6  # fragments whose colours differ more are never joined
     continue_by_look: bool = True  # follow a found object by appearance where motion loses it
+    backfill_s: float = 4.0  # ... and back in time, over the frames before motion found it
     min_travel_frac: float = 0.08  # a track motion never saw must travel this far (frame widths)
     rigid_offset_frac: float = 0.03  # tracks whose offset varies less than this move as one object
 
@@ -63,6 +66,7 @@ class _Tracklet:
     look: Look | None = None  # from the newest moving detection with a look
     hist: np.ndarray | None = None  # (48,) running colour histogram of its moving detections
     moving_hits: int = 0
+    backfilled: bool = False
 
     def __post_init__(self) -> None:
         self._learn(self.blobs[-1])
@@ -123,6 +127,7 @@ class Follower:
         self.live: list[_Tracklet] = []
         self.done: list[_Tracklet] = []
         self.cuts: list[int] = []  # first frames of new shots
+        self.recent: deque[tuple[int, np.ndarray, np.ndarray]] = deque(maxlen=max(1, int(self.cfg.backfill_s * fps)))
 
     def _pixels(self, b: Blob) -> np.ndarray:
         """(2,) position of a blob in working-frame pixels, where distances are isotropic."""
@@ -133,6 +138,7 @@ class Follower:
         self.done += [t for t in self.live if len(t.frames) >= self.cfg.min_hits]
         self.live = []
         self.cuts.append(k)
+        self.recent.clear()
 
     def update(self, k: int, blobs: list[Blob], image: np.ndarray | None = None, grey: np.ndarray | None = None) -> None:
         """Associate frame k's blobs: believed tracklets first, then the tentative ones; then follow the
@@ -146,9 +152,15 @@ class Follower:
                 t.add(k, blobs[j], pts[j], self.cfg.velocity_weight)
                 free.remove(j)
         if self.cfg.continue_by_look and image is not None and grey is not None:
-            for t in believed:
+            # motion's finds and the assigned blobs are taken; continuations claim theirs, seniors first
+            taken = [b.box for b in blobs if b.moving and b.box is not None]
+            taken += [t.blobs[-1].box for t in self.live if t.last == k and t.blobs[-1].box is not None]
+            for t in sorted(believed, key=lambda t: -t.moving_hits):
                 if t.last != k and t.moving_hits >= self.cfg.min_hits:
-                    self._continue(t, k, image, grey)
+                    box = self._continue(t, k, image, grey, taken)
+                    if box is not None:
+                        taken.append(box)
+                        free = [j for j in free if blobs[j].moving or not _inside(pts[j], box)]  # its own parts
         keep = []
         for t in self.live:
             if t.last == k or (len(t.frames) >= self.cfg.min_hits and k - t.last <= self.max_missed):
@@ -156,19 +168,46 @@ class Follower:
             elif len(t.frames) >= self.cfg.min_hits:
                 self.done.append(t)
         self.live = keep + [_Tracklet([k], [blobs[j]], [pts[j]]) for j in free]
+        if self.cfg.continue_by_look and image is not None and grey is not None:
+            for t in self.live:
+                if not t.backfilled and t.look is not None and t.moving_hits >= self.cfg.min_hits:
+                    self._backfill(t)
+            self.recent.append((k, image, grey))
 
-    def _continue(self, t: _Tracklet, k: int, image: np.ndarray, grey: np.ndarray) -> None:
-        """Find a tracklet motion missed at frame k by its look, near where it should be."""
+    def _backfill(self, t: _Tracklet) -> None:
+        """Follow a newly believed tracklet back by its look over the recent frames before it was found
+        (an object that stood still until it moved), as far as it matches and no other track is there."""
+        t.backfilled = True
+        claimed = {k: [u.points[u.frames.index(k)] for u in self.live if u is not t and k in u.frames]
+                   for k, _, _ in self.recent}
+        reach = max(4.0, 0.25 * max(t.look.patch.shape))
+        for k, image, grey in reversed(self.recent):
+            if k >= t.first:
+                continue
+            found = t.look.find(image, grey, t.points[0], reach)
+            if found is None or any(np.linalg.norm(found[0] - q) < reach for q in claimed.get(k, [])):
+                break
+            p = found[0]
+            blob = Blob(x=float(2 * p[0] / self.w - 1), y=float(2 * p[1] / self.h - 1), mass=t.mass(), moving=False)
+            t.frames.insert(0, k), t.blobs.insert(0, blob), t.points.insert(0, p)
+
+    def _continue(self, t: _Tracklet, k: int, image: np.ndarray, grey: np.ndarray,
+                  taken: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int] | None:
+        """Find a tracklet motion missed at frame k by its look, near where it should be, and not inside
+        a box already `taken` this frame (never two tracks on one object). Returns the box it claims."""
         if t.look is None:
-            return
+            return None
         gap = k - t.last
         reach = max(4.0, 0.25 * max(t.look.patch.shape)) + 1.5 * float(np.linalg.norm(t.vel)) * gap
         found = t.look.find(image, grey, t.predict(k), reach)
-        if found is None:
-            return
-        p, _ = found
+        if found is None or any(_inside(found[0], box) for box in taken):
+            return None
+        p = found[0]
+        ph, pw = t.look.patch.shape
+        box = (int(round(p[0] - t.look.offset[0])), int(round(p[1] - t.look.offset[1])), pw, ph)
         x, y = 2 * p[0] / self.w - 1, 2 * p[1] / self.h - 1
-        t.add(k, Blob(x=float(x), y=float(y), mass=t.mass(), moving=False), p, self.cfg.velocity_weight)
+        t.add(k, Blob(x=float(x), y=float(y), mass=t.mass(), moving=False, box=box), p, self.cfg.velocity_weight)
+        return box
 
     def _assign(self, group: list[_Tracklet], blobs: list[Blob], pts: list[np.ndarray], free: list[int],
                 k: int) -> list[tuple[_Tracklet, int]]:
@@ -238,16 +277,24 @@ class Follower:
         for i, a in enumerate(pieces):
             for j, b in enumerate(pieces):
                 gap = b.first - a.last
-                if gap <= 0 or gap > max_gap or (a.blobs[-1].edge and not self._near_edge(b.points[0])):
+                left = a.blobs[-1].edge and self._near_edge(a.points[-1])  # not just an arm reaching in
+                if gap > max_gap or b.first <= a.first or b.last <= a.last or (left and not self._near_edge(b.points[0])):
                     continue  # what left the frame can only come back through its edge
+                end = a.points[-1]
+                if gap <= 0:  # b began while a still ran (a second tracklet took over): compare them then
+                    if -gap > self.max_missed:
+                        continue
+                    end = a.points[next(i for i, f in enumerate(a.frames) if f >= b.first)]
+                    gap = 1
                 if any(a.last < c <= b.first for c in self.cuts):
                     continue
                 colour = hist_distance(a.hist, b.hist) if a.hist is not None and b.hist is not None else 0.0
                 ratio = max(mass[i], mass[j]) / max(min(mass[i], mass[j]), 1e-9)
-                reach = self.gate + max(speed[i], speed[j]) * gap
-                dist = float(np.linalg.norm(b.points[0] - a.points[-1]))
+                size = math.sqrt(min(mass[i], mass[j]) * self.w * self.h)  # pixels: a big object's centroid
+                reach = self.gate + max(speed[i], speed[j]) * gap + 0.5 * size  # shifts with what is seen of it
+                dist = float(np.linalg.norm(b.points[0] - end))
                 if ratio <= self.cfg.max_mass_ratio and dist <= reach and colour <= self.cfg.max_colour_distance:
-                    links.append((dist / reach + colour, i, j))
+                    links.append((dist / reach + colour + 0.5 * gap / self.fps, i, j))  # sooner is likelier
         return links
 
     def _near_edge(self, p: np.ndarray) -> bool:
@@ -262,6 +309,11 @@ class Follower:
             for k, b in zip(t.frames, t.blobs):
                 x[k], y[k], mass[k], reliable[k] = b.x, b.y, b.mass, True
         return Track(fps=self.fps, x=x, y=y, mass=mass, reliable=reliable, label=label)
+
+
+def _inside(p: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+    x, y, w, h = box
+    return x <= p[0] <= x + w and y <= p[1] <= y + h
 
 
 def merge_rigid(tracks: list[Track], max_offset_std: float) -> list[Track]:

@@ -57,6 +57,7 @@ class _Frame:
 
     grey: np.ndarray
     image: np.ndarray
+    k: int = 0  # its index in the video
 
 
 def track_motion(frames: Iterable[np.ndarray], fps: float, max_objects: int = 3,
@@ -88,8 +89,9 @@ def track_motion(frames: Iterable[np.ndarray], fps: float, max_objects: int = 3,
     background = Background() if config.background else None
     cuts = CutDetector() if config.cuts else None
     n, size = 0, None
+    repeats: list[int] = []  # frames that repeat the one before (a low-rate source padded to a higher rate)
     for frame in frames:
-        cur = _prepare(frame, config, size)
+        cur = _prepare(frame, config, size, n)
         if size is None:
             size = (frame.shape[1], frame.shape[0])
             follower = Follower(cur.grey.shape[1], cur.grey.shape[0], fps, follow)
@@ -98,23 +100,41 @@ def track_motion(frames: Iterable[np.ndarray], fps: float, max_objects: int = 3,
             window, motions = [], []
             if background is not None:
                 background.reset()
-        motions.append(_camera_motion(window[-1].grey, cur.grey) if window else _IDENTITY)
-        window.append(cur)
-        if background is not None:
-            background.push(cur.image, motions[-1])
+        if window and _repeats(window[-1].grey, cur.grey) and repeats[-2:] != [n - 2, n - 1]:
+            repeats.append(n)  # a copy (at most 2 in a row: a still scene is no copy): differencing sees nothing
+        else:
+            motions.append(_camera_motion(window[-1].grey, cur.grey) if window else _IDENTITY)
+            window.append(cur)
+            if background is not None:
+                background.push(cur.image, motions[-1])
         if len(window) == 3:
             blobs = _segment(window, motions[1], motions[2], config, background)
-            follower.update(n - 1, blobs, window[1].image, window[1].grey)
+            follower.update(window[1].k, blobs, window[1].image, window[1].grey)
             window.pop(0), motions.pop(0)
         n += 1
         if progress is not None:
             progress(1)
     if n == 0:
         raise TrackError("the video has no frames")
-    return [t.with_(frame_size=size) for t in follower.finish(n, max_objects)]
+    return [_hold(t, repeats).with_(frame_size=size) for t in follower.finish(n, max_objects)]
 
 
-def _prepare(frame: np.ndarray, config: MotionConfig, size: tuple[int, int] | None) -> _Frame:
+def _repeats(prev: np.ndarray, cur: np.ndarray) -> bool:
+    """Whether a working frame repeats the previous one: no pixel differs by more than 2 levels."""
+    return cv2.norm(prev, cur, cv2.NORM_INF) <= 2
+
+
+def _hold(track: Track, repeats: list[int]) -> Track:
+    """The track with each repeated frame given the values of the frame it repeats."""
+    if not repeats:
+        return track
+    x, y, mass, reliable = track.x.copy(), track.y.copy(), track.mass.copy(), track.reliable.copy()
+    for k in repeats:  # ascending, so a run of repeats copies down from its first real frame
+        x[k], y[k], mass[k], reliable[k] = x[k - 1], y[k - 1], mass[k - 1], reliable[k - 1]
+    return track.with_(x=x, y=y, mass=mass, reliable=reliable)
+
+
+def _prepare(frame: np.ndarray, config: MotionConfig, size: tuple[int, int] | None, k: int = 0) -> _Frame:
     """Downscaled, blurred working copy of an RGB frame (H, W, 3)."""
     frame = np.asarray(frame)
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
@@ -127,7 +147,7 @@ def _prepare(frame: np.ndarray, config: MotionConfig, size: tuple[int, int] | No
         small = (config.work_width, max(8, int(round(h * config.work_width / w))))
         img = cv2.resize(img, small, interpolation=cv2.INTER_AREA)  # (h, w, C)
     img = cv2.GaussianBlur(img, (config.blur, config.blur), 0)
-    return _Frame(grey=cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if config.colour else img, image=img)
+    return _Frame(grey=cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if config.colour else img, image=img, k=k)
 
 
 def _camera_motion(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
@@ -146,7 +166,12 @@ def _camera_motion(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
     corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], np.float64)  # (4, 3)
     if np.abs(corners @ (m - _IDENTITY).T).max() < 0.2:
         return _IDENTITY  # a still camera: estimation noise, chained over the background's history, would
-    return m.astype(np.float32)  # misregister it
+    m = m.astype(np.float32)  # misregister it
+    # Where the background is plain, the only corners are on the moving object, and their motion is not
+    # the camera's: keep a motion only if it explains the frame (its median pixel) better than none.
+    still = float(np.median(cv2.absdiff(cur, prev)[::2, ::2]))
+    moved = float(np.median(cv2.absdiff(cur, cv2.warpAffine(prev, m, (w, h), borderMode=cv2.BORDER_REPLICATE))[::2, ::2]))
+    return m if moved < 0.9 * still - 0.2 else _IDENTITY
 
 
 def _grid_corners(img: np.ndarray, cell: int = 16) -> np.ndarray:
@@ -170,6 +195,8 @@ def _grid_corners(img: np.ndarray, cell: int = 16) -> np.ndarray:
 def _warp(img: np.ndarray, m: np.ndarray, inverse: bool) -> tuple[np.ndarray, np.ndarray]:
     """img warped by m (or m⁻¹), and the (h, w) bool mask of pixels that came from inside img."""
     h, w = img.shape[:2]
+    if m is _IDENTITY:  # a still camera (`_camera_motion` snaps to this very object)
+        return img, np.ones((h, w), bool)
     flags = cv2.INTER_LINEAR | (cv2.WARP_INVERSE_MAP if inverse else 0)
     out = cv2.warpAffine(img, m, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
     ones = np.full((h, w), 255, np.uint8)
@@ -276,5 +303,5 @@ def _segment(window: list[_Frame], m_prev: np.ndarray, m_next: np.ndarray,
         seen = float(moving[by:by + bh, bx:bx + bw][filled[by:by + bh, bx:bx + bw] > 0].mean())
         centre = ((x + 1) * w / 2, (y + 1) * h / 2)
         look = Look.take(cur.image, cur.grey, filled, (bx, by, bw, bh), centre, mass)
-        blobs.append(Blob(x=x, y=y, mass=mass, edge=edge, moving=seen >= 0.25, look=look))
+        blobs.append(Blob(x=x, y=y, mass=mass, edge=edge, moving=seen >= 0.25, look=look, box=(bx, by, bw, bh)))
     return blobs

@@ -22,6 +22,7 @@ from foley.blocks import fit_blocks
 from foley.spatial import SpatialConfig, is_stereo_bed, mix_blocks, normalise_blocks, spatialize, spread_blocks
 from foley.files import atomic_output
 from foley.tracking import onset_envelope, track_box, track_motion
+from foley.tracking.box import check_box_inside
 from foley.tracking.select import TOLERANCE, Choice, check_label, choose, evidence_table
 from foley.tracks import Track, load_masks, load_tracks
 
@@ -102,13 +103,16 @@ def _tracks_of(video: str | os.PathLike, spec: TrackSpec, info: io.VideoInfo, n:
     """The candidate tracks of a video by `spec` (TrackError if the motion tracker finds nothing)."""
     if spec.kind == "file":
         return _load_spec_file(spec.path, info, n)
-    size = _motion_size(info) if spec.kind == "motion" else None
+    size = _motion_size(info)  # both trackers work on a small copy: decode it small
     with _progress(n, f"tracking ({spec.kind})") as bar:
         frames = _keep_strip(io.iter_frames(video, fps=info.fps, size=size), n, keep)
         if spec.kind == "motion":
             tracks = track_motion(frames, info.fps, max_objects=max_objects, progress=bar.update)
         else:
-            tracks = [track_box(frames, info.fps, box=spec.box, start_frame=spec.frame, progress=bar.update)]
+            check_box_inside(spec.box, (info.width, info.height))  # in the user's pixels
+            scale = 1.0 if size is None else size[0] / info.width
+            box = tuple(v * scale for v in spec.box)
+            tracks = [track_box(frames, info.fps, box=box, start_frame=spec.frame, progress=bar.update)]
     if not tracks:
         raise TrackError(f"the motion tracker found nothing moving in {video}: give a box with "
                          "--track box=x,y,w,h@frame, or import tracks")

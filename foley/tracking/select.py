@@ -335,9 +335,19 @@ def choose(tracks: list[Track], envelope: np.ndarray, label: str | None = None, 
     n_onsets = len(audio_onsets(envelope))
     ok, why = convincing(evidence[0], n_onsets)
     basis = "events" if n_onsets else "priors"
-    if not ok:
-        return Choice(None, ranked, evidence, basis, f"no convincing sounding object (best {ranked[0].label}: {why})")
-    return Choice(ranked[0], ranked, evidence, basis, f"following {ranked[0].label}: {why}")
+    if ok:
+        return Choice(ranked[0], ranked, evidence, basis, f"following {ranked[0].label}: {why}")
+    # The sound does not single out an object. If only one object is seen steadily, it is the one to
+    # follow (the rest are glimpses); with two or more, any side would be a guess.
+    solid = [i for i, e in enumerate(evidence) if e.visible >= MIN_VISIBLE and e.continuity >= STEADY
+             and e.prior >= MIN_PRIOR]
+    if n_onsets and len(solid) == 1:
+        i = solid[0]
+        return Choice(ranked[i], ranked, evidence, "priors",
+                      f"following {ranked[i].label}: the sound's onsets single out no object ({why}), and it is "
+                      f"the only object seen steadily ({evidence[i].visible:.0%} of the frames)")
+    many = f"; {len(solid)} objects are seen steadily" if len(solid) > 1 else ""
+    return Choice(None, ranked, evidence, basis, f"no convincing sounding object (best {ranked[0].label}: {why}{many})")
 
 
 def check_label(tracks: list[Track], label: str) -> None:

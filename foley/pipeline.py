@@ -23,12 +23,15 @@ from foley.spatial import SpatialConfig, is_stereo_bed, mix_blocks, normalise_bl
 from foley.files import atomic_output
 from foley.tracking import onset_envelope, track_box, track_motion
 from foley.tracking.box import check_box_inside
+from foley.tracking.speaker import describe, find_speaker
+from foley.tracking.speech import SpeechMeter
 from foley.tracking.select import TOLERANCE, Choice, check_label, choose, evidence_table
 from foley.tracks import Track, load_masks, load_tracks
 
 log = logging.getLogger("foley")
 choice_log = logging.getLogger("foley.choice")  # the choice and its evidence: the CLI shows it by default
 SR = AUDIO.sr  # every audio path of a job runs at foley's rate
+FACE_WIDTH = 320  # the face detector works at this width: decode that small
 MOTION_WIDTH = 640  # motion tracking decodes at most this wide: it works on a small copy anyway
 STRIP_FRAMES = 6
 BLOCK = 1 << 16  # samples per streamed audio block (1.4 s at 48 kHz)
@@ -195,7 +198,7 @@ def spatialize_video(video: str | os.PathLike, out: str | os.PathLike, spec: Tra
                      audio_path: str | os.PathLike | None = None, ambience_path: str | os.PathLike | None = None,
                      ambience_gain: float = 0.3, max_objects: int = 3,
                      cfg: SpatialConfig = SpatialConfig(), object_label: str | None = None,
-                     evidence_path: str | os.PathLike | None = None) -> tuple[Track, float]:
+                     evidence_path: str | os.PathLike | None = None, faces: str = "auto") -> tuple[Track, float]:
     """Object-aware stereo for a video: track, pick the sounding object, render, write OUT (.mp4/.mov/.mkv/.wav/.flac).
 
     The sound is --audio if given, else the video's own audio; padded/trimmed to the video with a
@@ -204,7 +207,9 @@ def spatialize_video(video: str | os.PathLike, out: str | os.PathLike, spec: Tra
     after tracking the mix is rendered twice, once for its peak and once, scaled by the one gain of
     `spatialize`, into OUT. The sounding object is chosen by `choose_track` (or by `object_label`,
     --object); when no candidate is convincing the sound is rendered centred (`centred_track`,
-    labelled CENTRE_LABEL). `evidence_path` receives the choice's evidence as JSON after OUT. Returns the
+    labelled CENTRE_LABEL). `evidence_path` receives the choice's evidence as JSON after OUT. With the
+    motion tracker, `faces` ("auto": when the sound looks like speech; "on"; "off") also looks for talking
+    faces, and a face that speaks in some shot is followed, shot by shot (`_speaker`). Returns the
     followed track and that gain (1 when the mix did not clip).
     """
     out = Path(out)
@@ -215,11 +220,26 @@ def spatialize_video(video: str | os.PathLike, out: str | os.PathLike, spec: Tra
     info = io.probe(video)
     n_frames = io.count_frames(info, info.fps)
     n = int(round(n_frames / info.fps * SR))
+    if faces not in ("auto", "on", "off"):
+        raise FoleyError(f"--faces must be auto, on or off, got {faces!r}")
     sound = _sound_path(audio_path, video, info)
-    envelope = _scan_sound(sound, n, info.fps, n_frames)
+    envelope, meter = _scan_sound(sound, n, info.fps, n_frames)
     stereo_bed = ambience_path is not None and _is_stereo_file(ambience_path)
-    tracks = find_tracks(video, spec, max_objects=max_objects)
-    choice = choose_track(tracks, envelope, spec, object_label)
+    speaker, face_tracks = _speaker(video, info, n_frames, meter, faces if spec.kind == "motion" else "off")
+    try:
+        tracks = find_tracks(video, spec, max_objects=max_objects)
+    except TrackError:
+        if speaker is None:
+            raise
+        tracks = []  # nothing moves but a face talks
+    if speaker is not None and object_label is None:
+        evidence = choose(tracks, envelope).evidence if tracks else []
+        choice = Choice(speaker, [speaker, *tracks], evidence, "speech",
+                        "following the talking face of each shot (its mouth moves with the speech)")
+        choice_log.info("%s", choice.reason)
+    else:
+        candidates = tracks if object_label is None else [*tracks, *face_tracks, *([speaker] if speaker else [])]
+        choice = choose_track(candidates, envelope, spec, object_label)
     track = choice.track or centred_track(n_frames, info.fps, (info.width, info.height))
     if choice.track is None:
         choice_log.warning("rendering the sound centred (equal power in both channels) rather than on a guessed side")
@@ -250,8 +270,9 @@ def _sound_path(audio_path: str | os.PathLike | None, video: str | os.PathLike,
     return video
 
 
-def _scan_sound(path: str | os.PathLike, n: int, fps: float, n_frames: int) -> np.ndarray:
-    """Read the whole sound once: NaN/inf raise, a length off the video's n samples warns; its onset envelope."""
+def _scan_sound(path: str | os.PathLike, n: int, fps: float, n_frames: int) -> tuple[np.ndarray, SpeechMeter]:
+    """Read the whole sound once: NaN/inf raise, a length off the video's n samples warns; its onset envelope,
+    and its speech meter."""
     length = 0
 
     def counted() -> Iterator[np.ndarray]:
@@ -260,14 +281,39 @@ def _scan_sound(path: str | os.PathLike, n: int, fps: float, n_frames: int) -> n
             length += block.shape[1]
             yield block
 
+    meter = SpeechMeter(SR, fps, n_frames)
+
+    def metered(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        for block in blocks:
+            meter.feed(block)
+            yield block
+
     blocks = counted()
-    envelope = onset_envelope(fit_blocks(blocks, n, BLOCK, 1), SR, fps, n_frames)  # of the sound as placed
+    envelope = onset_envelope(metered(fit_blocks(blocks, n, BLOCK, 1)), SR, fps, n_frames)  # of the sound as placed
     for _ in blocks:  # the rest, beyond the video's end
         pass
     if abs(length - n) > SR * 0.04:
         log.warning("audio is %.2f s but the video is %.2f s: %s", length / SR, n / SR,
                     "trimming the audio" if length > n else "padding the audio with silence")
-    return envelope
+    return envelope, meter
+
+
+def _speaker(video: str | os.PathLike, info: io.VideoInfo, n_frames: int, meter: SpeechMeter,
+             mode: str) -> tuple[Track | None, list[Track]]:
+    """The talking face shot by shot (None if none clearly talks, or not looked for), and the face tracks."""
+    if mode == "off":
+        return None, []
+    like, why = meter.speech_like()
+    if mode == "auto" and not like:
+        choice_log.info("not looking for talking faces: the sound does not look like speech (%s)", why)
+        return None, []
+    size = None if info.width <= FACE_WIDTH else (FACE_WIDTH, max(2, int(round(info.height * FACE_WIDTH / info.width))))
+    with _progress(n_frames, "faces") as bar:
+        speaker, faces, verdicts = find_speaker(io.iter_frames(video, fps=info.fps, size=size), info.fps,
+                                                meter.band, n_frames, bar.update)
+    choice_log.info("talking faces, shot by shot (the sound: %s):\n%s", why, describe(verdicts, info.fps))
+    size = (info.width, info.height)
+    return speaker and speaker.with_(frame_size=size), [f.track.with_(frame_size=size) for f in faces]
 
 
 def _is_stereo_file(path: str | os.PathLike) -> bool:

@@ -26,7 +26,8 @@ def _cmd_spatialize(a: argparse.Namespace) -> None:
 
     track, _ = pipeline.spatialize_video(a.video, a.output, pipeline.TrackSpec.parse(a.track), audio_path=a.audio,
                                          ambience_path=a.ambience, ambience_gain=a.ambience_gain,
-                                         max_objects=a.max_objects, object_label=a.object, evidence_path=a.evidence)
+                                         max_objects=a.max_objects, object_label=a.object, evidence_path=a.evidence,
+                                         faces=a.faces)
     if a.save_track:
         from foley.tracks import save_tracks
 
@@ -86,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ambience-gain", type=float, default=0.3, help="linear gain of the ambience (default 0.3)")
     s.add_argument("--max-objects", type=int, default=3, help="motion tracker: most objects followed (default 3)")
     s.add_argument("--object", metavar="NAME", help=OBJECT_HELP)
+    s.add_argument("--faces", choices=("auto", "on", "off"), default="auto",
+                   help="look for talking faces and follow the one speaking in each shot: auto (default: when the "
+                        "sound looks like speech), on, off")
     s.add_argument("--save-track", metavar="JSON", help="also write the track that was followed")
     s.add_argument("--evidence", metavar="JSON", help=EVIDENCE_HELP)
     s.add_argument("-o", "--output", required=True, help="output .mp4/.mov/.mkv (video copied) or .wav/.flac")

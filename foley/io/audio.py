@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -20,6 +21,8 @@ from foley.io._base import (
 )
 
 _NO_AUDIO = "pass --audio FILE"
+MAX_BAD_PACKETS = 3  # undecodable audio packets tolerated (as silence) before a file counts as damaged
+log = logging.getLogger("foley")
 
 
 @dataclass(frozen=True)
@@ -111,23 +114,45 @@ def _decoded(path: PathLike, sr: int, channels: int | None) -> Iterator[np.ndarr
         start = float((stream.start_time or 0) * stream.time_base) if stream.time_base else 0.0
         end, reached, step = _declared_end(container, stream), None, 0.0
 
-        def measured() -> Iterator[av.AudioFrame]:
+        def measured() -> Iterator[av.AudioFrame | float]:
             nonlocal reached, step
-            for frame in container.decode(stream):
-                if frame.time is not None and frame.sample_rate:
-                    length = frame.samples / frame.sample_rate
-                    reached, step = max(reached or frame.time, frame.time + length), max(step, length)
-                yield frame
+            bad = 0
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.error.InvalidDataError:
+                    # one damaged packet (often the first, cut mid-frame): its time in silence, with a warning;
+                    # a stream that keeps failing is damaged, not dented
+                    bad += 1
+                    seconds = float(packet.duration * packet.time_base) if packet.duration and packet.time_base else 0.0
+                    if bad > MAX_BAD_PACKETS or not seconds:
+                        raise
+                    at = float(packet.pts * packet.time_base) - start if packet.pts is not None else 0.0
+                    log.warning("%s: an undecodable audio packet at %.2f s is played as %.0f ms of silence",
+                                path, max(at, 0.0), 1000 * seconds)
+                    yield seconds
+                    continue
+                for frame in frames:
+                    if frame.time is not None and frame.sample_rate:
+                        length = frame.samples / frame.sample_rate
+                        reached, step = max(reached or frame.time, frame.time + length), max(step, length)
+                    yield frame
 
+        width = 2 if layout == "stereo" else stream.channels
         with _decode_errors(path, "audio", lambda: max(0.0, (reached or start) - start)):
-            for chunk in _resample(measured(), resampler):
+            for chunk in _resample(measured(), resampler, sr, width):
                 yield _set_channels(chunk, channels)
         _check_reached(path, "audio", reached, end, start, step)
 
 
-def _resample(frames: Iterable[av.AudioFrame], resampler: av.AudioResampler) -> Iterator[np.ndarray]:
-    """Run frames through a planar-float resampler and flush it: (C, k) float32 chunks."""
+def _resample(frames: Iterable[av.AudioFrame | float], resampler: av.AudioResampler, sr: int = 0,
+              width: int = 0) -> Iterator[np.ndarray]:
+    """Run frames through a planar-float resampler and flush it: (C, k) float32 chunks; a number in
+    `frames` is that many seconds of silence (a damaged packet), `width` channels at `sr`."""
     for frame in frames:
+        if not isinstance(frame, av.AudioFrame):
+            yield np.zeros((width, int(round(frame * sr))), np.float32)
+            continue
         for out in resampler.resample(frame):
             yield out.to_ndarray()
     for out in resampler.resample(None):

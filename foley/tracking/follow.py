@@ -238,17 +238,25 @@ class Follower:
         done = self.done + [t for t in self.live if len(t.frames) >= self.cfg.min_hits]
         chains = self._join(sorted(done, key=lambda t: t.first))
         min_frames = max(self.cfg.min_hits, int(round(self.cfg.min_track_s * self.fps)))
-        chains = [c for c in chains if sum(len(t.frames) for t in c) >= min_frames and self._moved(c)]
+        chains = [c for c in chains if sum(len(t.frames) for t in c) >= min_frames]
+        seen = [self._chain_mass(c) for c in chains if sum(t.moving_hits for t in c) >= 2 * self.cfg.min_hits]
+        chains = [c for c in chains if self._moved(c, max(seen, default=0.0))]
         chains.sort(key=lambda c: sum(len(t.frames) for t in c), reverse=True)
         tracks = merge_rigid([self._to_track(c, n, "") for c in chains], self.cfg.rigid_offset_frac)
         return [t.with_(label=f"object{i}") for i, t in enumerate(tracks[:max_objects])]
 
-    def _moved(self, chain: list[_Tracklet]) -> bool:
-        """Motion saw it (a ghost or a patch of background is never seen by motion), or it travelled."""
+    def _moved(self, chain: list[_Tracklet], largest_seen: float) -> bool:
+        """Motion saw it (a ghost or a patch of background is never seen by motion); or it travelled and is
+        not a small remnant beside an object motion saw (the background model's trail of that object)."""
         if sum(t.moving_hits for t in chain) >= self.cfg.min_hits * 2:
             return True
         pts = np.concatenate([np.array(t.points) for t in chain])  # (P, 2)
-        return float(np.ptp(pts, axis=0).max()) >= self.cfg.min_travel_frac * self.w
+        travelled = float(np.ptp(pts, axis=0).max()) >= self.cfg.min_travel_frac * self.w
+        return travelled and self._chain_mass(chain) >= 0.25 * largest_seen
+
+    @staticmethod
+    def _chain_mass(chain: list[_Tracklet]) -> float:
+        return float(np.median([t.mass() for t in chain]))
 
     def _join(self, pieces: list[_Tracklet]) -> list[list[_Tracklet]]:
         """Chains of time-ordered fragments, linked greedily, most plausible link first."""
@@ -339,8 +347,9 @@ def _rigid(a: Track, b: Track, max_offset_std: float) -> bool:
     off = np.stack([a.x - b.x, a.y - b.y], axis=1)[both]  # (F, 2)
     size = math.sqrt(float(np.median(a.mass[both]))) + math.sqrt(float(np.median(b.mass[both])))  # ~frame sides
     travel = float(np.ptp(np.stack([a.x, a.y], axis=1)[both], axis=0).max())
-    return (float(off.std(axis=0).max()) <= max_offset_std and float(np.linalg.norm(off.mean(axis=0))) <= 1.5 * size
-            and travel > 4 * max_offset_std)
+    wobble = max(max_offset_std, 0.25 * size)  # parts of a big object, seen as motion finds them, wobble more
+    return (float(off.std(axis=0).max()) <= wobble and float(np.linalg.norm(off.mean(axis=0))) <= 1.5 * size
+            and travel > 4 * wobble)
 
 
 def _merge(a: Track, b: Track) -> Track:

@@ -21,7 +21,7 @@ from foley.metrics import StereoReport, evaluate
 from foley.blocks import fit_blocks
 from foley.spatial import SpatialConfig, is_stereo_bed, mix_blocks, normalise_blocks, spatialize, spread_blocks
 from foley.files import atomic_output
-from foley.tracking import onset_envelope, track_box, track_motion
+from foley.tracking import MotionConfig, onset_envelope, track_box, track_motion
 from foley.tracking.box import check_box_inside
 from foley.tracking.speaker import describe, find_speaker
 from foley.tracking.speech import SpeechMeter
@@ -32,7 +32,8 @@ log = logging.getLogger("foley")
 choice_log = logging.getLogger("foley.choice")  # the choice and its evidence: the CLI shows it by default
 SR = AUDIO.sr  # every audio path of a job runs at foley's rate
 FACE_WIDTH = 320  # the face detector works at this width: decode that small
-MOTION_WIDTH = 640  # motion tracking decodes at most this wide: it works on a small copy anyway
+MOTION_WIDTH = MotionConfig().work_width  # motion tracking decodes at most this wide: its working copy
+BOX_WIDTH = 640  # the box tracker (CSRT) decodes at most this wide
 STRIP_FRAMES = 6
 BLOCK = 1 << 16  # samples per streamed audio block (1.4 s at 48 kHz)
 CENTRE_LABEL = "centre (no convincing object)"  # the track followed when no candidate is convincing
@@ -106,7 +107,8 @@ def _tracks_of(video: str | os.PathLike, spec: TrackSpec, info: io.VideoInfo, n:
     """The candidate tracks of a video by `spec` (TrackError if the motion tracker finds nothing)."""
     if spec.kind == "file":
         return _load_spec_file(spec.path, info, n)
-    size = _motion_size(info)  # both trackers work on a small copy: decode it small
+    # both trackers work on a small copy: decode it that small (the motion tracker's working width)
+    size = _small_size(info, MOTION_WIDTH if spec.kind == "motion" else BOX_WIDTH)
     with _progress(n, f"tracking ({spec.kind})") as bar:
         frames = _keep_strip(io.iter_frames(video, fps=info.fps, size=size), n, keep)
         if spec.kind == "motion":
@@ -162,10 +164,11 @@ def _check_max_objects(max_objects: int) -> None:
         raise FoleyError(f"--max-objects must be a whole number >= 1, got {max_objects!r}")
 
 
-def _motion_size(info: io.VideoInfo) -> tuple[int, int] | None:
-    if info.width <= MOTION_WIDTH:
+def _small_size(info: io.VideoInfo, width: int) -> tuple[int, int] | None:
+    """(width, height) keeping the video's aspect, or None where the video is no wider."""
+    if info.width <= width:
         return None
-    return MOTION_WIDTH, max(2, int(round(info.height * MOTION_WIDTH / info.width)))
+    return width, max(2, int(round(info.height * width / info.width)))
 
 
 def _load_spec_file(path: Path, info: io.VideoInfo, n: int) -> list[Track]:
@@ -307,7 +310,7 @@ def _speaker(video: str | os.PathLike, info: io.VideoInfo, n_frames: int, meter:
     if mode == "auto" and not like:
         choice_log.info("not looking for talking faces: the sound does not look like speech (%s)", why)
         return None, []
-    size = None if info.width <= FACE_WIDTH else (FACE_WIDTH, max(2, int(round(info.height * FACE_WIDTH / info.width))))
+    size = _small_size(info, FACE_WIDTH)
     with _progress(n_frames, "faces") as bar:
         speaker, faces, verdicts = find_speaker(io.iter_frames(video, fps=info.fps, size=size), info.fps,
                                                 meter.band, n_frames, bar.update)

@@ -21,7 +21,7 @@ import numpy as np
 
 from foley.errors import TrackError
 from foley.tracking.appearance import Look
-from foley.tracking.background import Background
+from foley.tracking.background import Background, valid_after_warp
 from foley.tracking.cuts import CutDetector
 from foley.tracking.follow import Blob, Follower, FollowConfig
 from foley.tracks import Track, centroid_and_mass
@@ -199,9 +199,7 @@ def _warp(img: np.ndarray, m: np.ndarray, inverse: bool) -> tuple[np.ndarray, np
         return img, np.ones((h, w), bool)
     flags = cv2.INTER_LINEAR | (cv2.WARP_INVERSE_MAP if inverse else 0)
     out = cv2.warpAffine(img, m, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-    ones = np.full((h, w), 255, np.uint8)
-    valid = cv2.warpAffine(ones, m, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return out, cv2.erode(valid, None) > 0
+    return out, valid_after_warp(m, w, h, inverse)
 
 
 def _motion_mask(window: list[_Frame], m_prev: np.ndarray, m_next: np.ndarray,

@@ -23,8 +23,12 @@ against the sounding object's exact truth:
   more objects and the sound has onsets (a bell). PASS / MISS, "-" where no target applies.
 
 Then a speed row (a 10 s 1280x720 clip: plain PyAV decode of every frame vs `spatialize_video`, target
-<= 4x) and, with --opencv DIR, per clip of DIR: tracks, fraction of frames the top track is reliable,
-and the shot cuts found by a colour-histogram distance, beside where the tracks start and end.
+<= 4x) and, with --opencv DIR (Debian's opencv-doc holds box.mp4, cup.mp4 gzipped under
+/usr/share/doc/opencv-doc/opencv4/html, Megamind.avi and vtest.avi under .../examples/data), per clip: its
+tracks, the fraction of frames the top track is reliable, how much of the object's frames each of the top
+two tracks covers (box.mp4 and cup.mp4, whose one object a colour threshold finds: the track's point inside
+its box), the shot cuts found by a colour-histogram distance and how many tracks' runs cross one (target 0),
+and what `spatialize` follows (a talking face shot by shot, an object, or the centre).
 """
 from __future__ import annotations
 
@@ -34,12 +38,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from foley import io, pipeline  # noqa: E402
-from foley.errors import TrackError  # noqa: E402
+from foley.errors import FoleyError, TrackError  # noqa: E402
 from foley.metrics.stereo import audio_position  # noqa: E402
 from foley.pipeline import TrackSpec, find_tracks, spatialize_video  # noqa: E402
 from foley.tracks import Track  # noqa: E402
@@ -262,12 +267,51 @@ def _spans(track: Track) -> list[tuple[int, int]]:
     return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def opencv_rows(folder: Path) -> list[str]:
-    """Markdown rows (and span notes) for every video of the folder."""
-    lines = ["| clip | frames | tracks | top reliable | track s | shot cuts | track spans (first-last reliable) |",
-             "|---|---:|---:|---:|---:|---|---|"]
+def colour_truth(video: Path) -> np.ndarray | None:
+    """(K, 4) rough ground truth box (x0, x1, y0, y1 in [-1, 1]) of the one object of an OpenCV sample clip,
+    segmented by its colour (box.mp4: the saturated yellow box; cup.mp4: the dark cup on a white wall);
+    NaN where too few pixels; None for other clips."""
+    if video.name not in ("box.mp4", "cup.mp4"):
+        return None
+    out = []
+    for f in io.iter_frames(video, size=(320, 240)):
+        hsv = cv2.cvtColor(f, cv2.COLOR_RGB2HSV)
+        if video.name == "cup.mp4":
+            m = hsv[..., 2] < 70
+        else:
+            m = (hsv[..., 1] > 120) & (hsv[..., 0] > 10) & (hsv[..., 0] < 35) & (hsv[..., 2] > 100)
+        m = cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8)) > 0
+        r, c = np.nonzero(m)
+        if len(r) < 50:
+            out.append([np.nan] * 4)
+            continue
+        out.append([2 * np.percentile(c, 5) / 320 - 1, 2 * np.percentile(c, 95) / 320 - 1,
+                    2 * np.percentile(r, 5) / 240 - 1, 2 * np.percentile(r, 95) / 240 - 1])
+    return np.array(out)
+
+
+def covers(track: Track, box: np.ndarray) -> float:
+    """Fraction of the frames where the object is seen that the track is reliable and inside its box."""
+    seen = np.isfinite(box[:, 0])
+    n = min(len(track), len(box))
+    x, y, ok = track.x[:n], track.y[:n], track.reliable[:n] & seen[:n]
+    inside = ok & (x >= box[:n, 0]) & (x <= box[:n, 1]) & (y >= box[:n, 2]) & (y <= box[:n, 3])
+    return float(inside.sum() / max(seen.sum(), 1))
+
+
+def across_cuts(tracks: list[Track], cuts: list[int]) -> int:
+    """How many reliable runs of the tracks carry a position across a shot cut."""
+    return sum(a < c <= b for t in tracks for a, b in _spans(t) for c in cuts)
+
+
+def opencv_rows(folder: Path, work: Path) -> list[str]:
+    """Markdown rows for every video of the folder: its tracks, how well they cover the object where a rough
+    colour truth exists, whether any track crosses a shot cut, and what `spatialize` follows."""
+    lines = ["| clip | frames | tracks | top reliable | covers the object | shot cuts | runs across a cut | "
+             "track s | spatialize follows |", "|---|---:|---:|---:|---:|---|---:|---:|---|"]
     for video in sorted(p for p in folder.iterdir() if p.suffix.lower() in (".mp4", ".avi", ".mkv", ".mov")):
-        n = io.count_frames(io.probe(video), None)
+        info = io.probe(video)
+        n = io.count_frames(info, None)
         t0 = time.perf_counter()
         try:
             tracks = find_tracks(video, TrackSpec.parse("motion"))
@@ -275,10 +319,18 @@ def opencv_rows(folder: Path) -> list[str]:
             tracks = []
         wall = time.perf_counter() - t0
         top = f"{tracks[0].reliable.mean():.2f}" if tracks else "-"
-        spans = "; ".join(f"{t.label}: " + ", ".join(f"{a}-{b}" for a, b in _spans(t)[:8]) for t in tracks)
+        truth = colour_truth(video)
+        cover = "-" if truth is None else ", ".join(f"{t.label} {covers(t, truth):.2f}" for t in tracks[:2])
         cuts = shot_cuts(video)
-        lines.append(f"| {video.name} | {n} | {len(tracks)} | {top} | {wall:.1f} | "
-                     f"{', '.join(map(str, cuts)) or 'none'} | {spans} |")
+        follows = "-"
+        if info.has_audio:
+            try:
+                followed, _ = spatialize_video(video, work / f"{video.stem}_stereo.wav", TrackSpec.parse("motion"))
+                follows = f"{followed.label} ({followed.reliable.mean():.0%} of frames)"
+            except FoleyError as e:
+                follows = f"error: {e}"[:80]
+        lines.append(f"| {video.name} | {n} | {len(tracks)} | {top} | {cover} | {', '.join(map(str, cuts)) or 'none'} "
+                     f"| {across_cuts(tracks, cuts)} | {wall:.1f} | {follows} |")
     return lines
 
 
@@ -330,7 +382,7 @@ def main(argv: list[str] | None = None) -> None:
         out += ["", "## Speed: 10 s 1280x720 clip", "", "| PyAV decode s | spatialize s | ratio (target <= 4) |",
                 "|---:|---:|---:|", f"| {decode:.1f} | {spat:.1f} | {spat / decode:.1f}x |"]
     if a.opencv is not None:
-        out += ["", f"## Real clips ({a.opencv})", ""] + opencv_rows(a.opencv)
+        out += ["", f"## Real clips ({a.opencv})", ""] + opencv_rows(a.opencv, a.work)
     out += ["", f"bench wall time: {time.perf_counter() - t_start:.0f} s"]
     text = "\n".join(out) + "\n"
     print(text)

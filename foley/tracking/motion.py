@@ -169,8 +169,10 @@ def _camera_motion(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
     m = m.astype(np.float32)  # misregister it
     # Where the background is plain, the only corners are on the moving object, and their motion is not
     # the camera's: keep a motion only if it explains the frame (its median pixel) better than none.
+    half = (np.diag([0.5, 0.5, 1.0]) @ np.vstack([m, [0, 0, 1]]))[:2]  # compared on every other pixel
     still = float(np.median(cv2.absdiff(cur, prev)[::2, ::2]))
-    moved = float(np.median(cv2.absdiff(cur, cv2.warpAffine(prev, m, (w, h), borderMode=cv2.BORDER_REPLICATE))[::2, ::2]))
+    shifted = cv2.warpAffine(prev, half, ((w + 1) // 2, (h + 1) // 2), borderMode=cv2.BORDER_REPLICATE)
+    moved = float(np.median(cv2.absdiff(np.ascontiguousarray(cur[::2, ::2]), shifted)))
     return m if moved < 0.9 * still - 0.2 else _IDENTITY
 
 

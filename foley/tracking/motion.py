@@ -40,6 +40,8 @@ class MotionConfig:
     min_area_frac: float = 0.0004  # smallest blob, fraction of the frame
     close_frac: float = 0.04  # closing kernel, fraction of the working width
     max_blobs: int = 12  # largest blobs kept per frame
+    max_area_frac: float = 0.35  # a blob larger than this is the whole scene changing (a flash, rain, an
+    # exposure jump), not an object: dropped
     colour: bool = True  # difference the colour channels (max), so objects as bright as their
     # background still stand out; False: grey only, about 1.4x faster
     background: bool = True  # also segment against a median background (plain, slow objects)
@@ -291,7 +293,9 @@ def _segment(window: list[_Frame], m_prev: np.ndarray, m_next: np.ndarray,
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     h, w = mask.shape
     min_area = config.min_area_frac * h * w
-    contours = sorted((c for c in contours if cv2.contourArea(c) >= min_area), key=cv2.contourArea, reverse=True)
+    max_area = config.max_area_frac * h * w
+    contours = sorted((c for c in contours if min_area <= cv2.contourArea(c) <= max_area), key=cv2.contourArea,
+                      reverse=True)
     margin = max(2, int(0.02 * w))  # a blob this close to the border is entering or leaving
     blobs = []
     for c in contours[:config.max_blobs]:

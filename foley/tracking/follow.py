@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -70,6 +70,7 @@ class _Tracklet:
 
     def __post_init__(self) -> None:
         self._learn(self.blobs[-1])
+        self.blobs[-1] = replace(self.blobs[-1], look=None)  # learnt: kept, its patch would grow with the video
 
     @property
     def first(self) -> int:
@@ -85,8 +86,8 @@ class _Tracklet:
     def add(self, k: int, blob: Blob, p: np.ndarray, weight: float) -> None:
         step = (p - self.points[-1]) / (k - self.last)
         self.vel = step if len(self.frames) == 1 else weight * step + (1 - weight) * self.vel
-        self.frames.append(k), self.blobs.append(blob), self.points.append(p)
         self._learn(blob)
+        self.frames.append(k), self.blobs.append(replace(blob, look=None)), self.points.append(p)
 
     def _learn(self, blob: Blob) -> None:
         if not blob.moving:

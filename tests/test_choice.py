@@ -109,6 +109,21 @@ def test_a_noisy_bouncer_never_puts_the_sound_on_the_sweepers_side():
     assert by_label(choice.evidence)["sweeper"].score <= 0.0
 
 
+def test_a_jittery_bouncer_with_a_gap_is_chosen_over_a_sweeper_as_jittery():
+    """A real tracker's output: centroid jitter of 0.02 on a clean |sin| bounce and 6 frames lost (the
+    contact at frame 60 among them). The smoothed second difference found a few contacts only (centred);
+    the hinge fits find the contacts, none inside the gap, and the onset there does not count against it."""
+    gap = (k >= 57) & (k < 63)
+    tracks = [sweeper(jitter=0.02), bouncer(jitter=0.02, reliable=~gap)]
+    ev = motion_events(tracks[1]).frames
+    assert not np.any(gap[ev]), ev  # no event inside the gap
+    choice = choose(tracks, envelope(bells(CONTACTS)))
+    b, s = by_label(choice.evidence)["bouncer"], by_label(choice.evidence)["sweeper"]
+    assert b.onsets == len(CONTACTS) - 1 and b.hits >= 6 and b.explained >= 6 and b.p_value < 1e-3
+    assert choice.track is not None and choice.track.label == "bouncer" and choice.basis == "events"
+    assert s.hits <= 1 and s.score < b.score / 3
+
+
 def test_a_short_tiny_blob_whose_few_events_hit_does_not_beat_a_real_object():
     seen = (k >= 10) & (k < 189)  # the real bouncer: 179 of 200 frames
     real = bouncer(reliable=seen)

@@ -5,7 +5,8 @@ start or a stop), not in proportion to how much it moves. So each track's motion
 (`events.motion_events`) are matched with the onsets of the soundtrack (peaks of its spectral
 flux, `onset_envelope`, Bello et al. 2005) within TOLERANCE frames: precision (its events that hit
 an onset), recall (onsets while it is seen that it explains) and their F-score, against the F that
-as many events placed at random would get (a track that sprays events gains nothing). Priors keep
+as many events placed at random would get (a track that sprays events gains nothing), and the
+chance that random events would explain as many distinct onsets (`_occupancy_tail`). Priors keep
 short, tiny or flickering blobs from winning: score = prior x lift, prior = visible fraction x size
 factor x continuity. `choose` follows the best only when it is convincing (`convincing`); else the
 sound is rendered centred, and says why. Every candidate's `Evidence` says what counted.
@@ -164,7 +165,7 @@ class Evidence:
     recall: float  # explained / onsets
     f: float  # F-score of precision and recall
     chance_f: float  # F-score that as many events placed at random would get
-    p_value: float  # chance of at least `hits` hits with events placed at random
+    p_value: float  # chance that as many events placed at random explain at least `explained` onsets
     prior: float  # visible x size factor x continuity, in [0, 1]
     score: float  # prior x lift of F over chance; with no onsets: visible x continuity x sqrt(size / largest)
     reason: str
@@ -241,7 +242,7 @@ def _evidence(track: Track, onsets: np.ndarray) -> Evidence:
     cover = _coverage(in_view, ok)
     chance = _f(cover, 1.0 - (1.0 - (2 * TOLERANCE + 1) / max(ok.sum(), 1)) ** len(events)) if len(events) else 0.0
     lift = (f - chance) / (1.0 - chance) if chance < 1 else 0.0
-    p_value = _binomial_tail(hits, len(events), cover)
+    p_value = _occupancy_tail(explained, len(events), len(in_view), cover)
     pri = prior(visible, size, steady)
     ev = Evidence(track.label, visible, size, steady, len(events), len(in_view), hits, explained, precision, recall,
                   f, chance, p_value, pri, pri * lift, "")
@@ -260,13 +261,23 @@ def _coverage(onsets: np.ndarray, reliable: np.ndarray) -> float:
     return float((near & reliable).sum() / max(reliable.sum(), 1))
 
 
-def _binomial_tail(k: int, n: int, p: float) -> float:
-    """P(X >= k) for X ~ Binomial(n, p)."""
-    if k <= 0:
+def _occupancy_tail(m: int, n: int, onsets: int, cover: float) -> float:
+    """P(D >= m): D the number of distinct onsets that n events placed at random explain, each onset
+    being near a random event with probability cover / onsets (the occupancy problem, by recursion
+    over the events). Stricter than counting hits alone: spraying events near one onset is no help."""
+    if m <= 0:
         return 1.0
-    if p <= 0:
+    if onsets == 0 or cover <= 0:
         return 0.0
-    return float(min(1.0, sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k, n + 1))))
+    c = cover / onsets
+    prob = np.zeros(onsets + 1)  # (O + 1,) P(s distinct onsets explained so far)
+    prob[0] = 1.0
+    for _ in range(n):
+        s = np.arange(onsets + 1)
+        new = prob * np.clip(1.0 - cover + s * c, 0.0, 1.0)
+        new[1:] += prob[:-1] * (onsets - s[:-1]) * c
+        prob = new
+    return float(min(1.0, prob[m:].sum()))
 
 
 def _reason(e: Evidence, lead: str | None = None) -> str:

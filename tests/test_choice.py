@@ -216,3 +216,16 @@ def test_cli_object_picks_the_named_track_and_rejects_an_unknown_one(clip, capsy
                             capsys)
     assert code == 1 and "'object9'" in err and "'sweeper', 'bouncer'" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and set(tmp_path.iterdir()) == before
+
+
+def test_of_steady_objects_the_one_that_alone_moves_is_followed_not_the_creeping_ones():
+    """A dog walks across a panned scene and barks off the beat of its steps; two far bushes creep with
+    the parallax and do nothing: the walker is followed. Had a bystander events of its own, no."""
+    walker = make_track(np.linspace(-0.9, 0.9, K), np.full(K, 0.3), 0.012, "walker", seed=4)
+    bushes = [make_track(np.linspace(a, a + 0.15, K), np.full(K, -0.1), m, f"bush{i}", seed=5 + i)
+              for i, (a, m) in enumerate([(-0.2, 0.013), (0.7, 0.005)])]
+    env = onset_envelope(bells(CONTACTS[::2] + 7), SR, FPS, K)  # barks: onsets no track's events meet
+    choice = choose([*bushes, walker], env)
+    assert choice.track is not None and choice.track.label == "walker" and "alone moves" in choice.reason
+    lively = choose([bushes[0], walker, bouncer()], onset_envelope(bells(CONTACTS, shift=6), SR, FPS, K))
+    assert lively.track is None  # the bouncer's contacts are events: the walker is no longer the only actor

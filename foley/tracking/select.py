@@ -33,6 +33,9 @@ MIN_LIFT = 0.25  # ... an F at least this far from chance F towards 1 ...
 MIN_PRIOR = 0.2  # ... and a prior at least this
 MIN_VISIBLE = 0.5  # priors basis (no onsets): seen in at least this fraction of frames ...
 STEADY = 0.8  # ... with at least this continuity
+MIN_TRAVEL = 0.5  # of several steady objects, follow the one that travels at least this far (half widths) ...
+DOMINANT = 3.0  # ... and this many times as far as any other ...
+INERT_EVENTS = 2  # ... when none of the others has more motion events than this
 
 
 def onset_envelope(audio: np.ndarray | Iterator[np.ndarray], sr: int, fps: float, n_frames: int) -> np.ndarray:
@@ -357,8 +360,28 @@ def choose(tracks: list[Track], envelope: np.ndarray, label: str | None = None, 
         return Choice(ranked[i], ranked, evidence, "priors",
                       f"following {ranked[i].label}: the sound's onsets single out no object ({why}), and it is "
                       f"the only object seen steadily ({evidence[i].visible:.0%} of the frames)")
+    # Of several steady ones, one may be the only one that does anything: the rest creep and make no
+    # events (a far layer of a panned scene, swaying leaves). Things that move make the sounds; but an
+    # object with events of its own (a bouncer whose contacts miss the onsets) is no bystander.
+    travel = sorted(((_travel(ranked[i]), i) for i in solid), reverse=True)
+    inert = all(evidence[i].events <= INERT_EVENTS for _, i in travel[1:])
+    if (n_onsets and len(travel) > 1 and inert and travel[0][0] >= MIN_TRAVEL
+            and travel[0][0] >= DOMINANT * travel[1][0]):
+        i = travel[0][1]
+        return Choice(ranked[i], ranked, evidence, "priors",
+                      f"following {ranked[i].label}: the sound's onsets single out no object ({why}), and of the "
+                      f"{len(solid)} objects seen steadily it alone moves across the frame ({travel[0][0]:.2f} of "
+                      f"the frame's half-width against {travel[1][0]:.2f}; the others make no events)")
     many = f"; {len(solid)} objects are seen steadily" if len(solid) > 1 else ""
     return Choice(None, ranked, evidence, basis, f"no convincing sounding object (best {ranked[0].label}: {why}{many})")
+
+
+def _travel(track: Track) -> float:
+    """How far a track goes: the larger span of its x and y over reliable frames (in half frame widths)."""
+    ok = track.reliable
+    if ok.sum() < 2:
+        return 0.0
+    return float(max(np.ptp(track.x[ok]), np.ptp(track.y[ok])))
 
 
 def check_label(tracks: list[Track], label: str) -> None:

@@ -172,10 +172,17 @@ def _camera_motion(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
     # Where the background is plain, the only corners are on the moving object, and their motion is not
     # the camera's: keep a motion only if it explains the frame (its median pixel) better than none.
     half = (np.diag([0.5, 0.5, 1.0]) @ np.vstack([m, [0, 0, 1]]))[:2]  # compared on every other pixel
-    still = float(np.median(cv2.absdiff(cur, prev)[::2, ::2]))
+    still = _median8(cv2.absdiff(cur, prev)[::2, ::2])
     shifted = cv2.warpAffine(prev, half, ((w + 1) // 2, (h + 1) // 2), borderMode=cv2.BORDER_REPLICATE)
-    moved = float(np.median(cv2.absdiff(np.ascontiguousarray(cur[::2, ::2]), shifted)))
+    moved = _median8(cv2.absdiff(np.ascontiguousarray(cur[::2, ::2]), shifted))
     return m if moved < 0.9 * still - 0.2 else _IDENTITY
+
+
+def _median8(a: np.ndarray) -> float:
+    """The median of a uint8 array by its histogram (np.median sorts: ten times slower here); the lower
+    middle value for an even count."""
+    counts = np.bincount(a.ravel(), minlength=256)
+    return float(np.searchsorted(np.cumsum(counts), (a.size + 1) // 2))
 
 
 def _grid_corners(img: np.ndarray, cell: int = 16) -> np.ndarray:
@@ -220,7 +227,7 @@ def _motion_mask(window: list[_Frame], m_prev: np.ndarray, m_next: np.ndarray,
     wn, vn = _warp(nxt, m_next, inverse=True)  # next seen from cur
     d1 = _difference(cur, wp)  # (h, w)
     d2 = _difference(cur, wn)
-    noise = float(np.median(np.minimum(d1, d2)[::2, ::2]))
+    noise = _median8(cv2.min(d1, d2)[::2, ::2])
     thr = max(config.min_threshold, config.noise_factor * noise)
     b1 = _clean((d1 > thr) & vp, config) | ~vp  # where a neighbour is unknown (the strip warping
     b2 = _clean((d2 > thr) & vn, config) | ~vn  # uncovers), trust the other one
@@ -232,7 +239,7 @@ def _motion_mask(window: list[_Frame], m_prev: np.ndarray, m_next: np.ndarray,
     if diff is None:
         return moving, moving
     d, valid = diff
-    bthr = config.background_factor * max(thr, config.noise_factor * float(np.median(d[::2, ::2])))
+    bthr = config.background_factor * max(thr, config.noise_factor * _median8(d[::2, ::2]))
     still = cv2.erode(_clean((d > bthr) & valid, config).astype(np.uint8), np.ones((3, 3), np.uint8))
     count, labels = cv2.connectedComponents(still)
     area = np.bincount(labels.ravel(), minlength=count)  # (count,)

@@ -34,6 +34,7 @@ SR = AUDIO.sr  # every audio path of a job runs at foley's rate
 FACE_WIDTH = 320  # the face detector works at this width: decode that small
 MOTION_WIDTH = MotionConfig().work_width  # motion tracking decodes at most this wide: its working copy
 BOX_WIDTH = 640  # the box tracker (CSRT) decodes at most this wide
+DECODE_AHEAD = 8  # frames decoded ahead in a thread while the trackers work (the second core)
 STRIP_FRAMES = 6
 BLOCK = 1 << 16  # samples per streamed audio block (1.4 s at 48 kHz)
 CENTRE_LABEL = "centre (no convincing object)"  # the track followed when no candidate is convincing
@@ -110,7 +111,7 @@ def _tracks_of(video: str | os.PathLike, spec: TrackSpec, info: io.VideoInfo, n:
     # both trackers work on a small copy: decode it that small (the motion tracker's working width)
     size = _small_size(info, MOTION_WIDTH if spec.kind == "motion" else BOX_WIDTH)
     with _progress(n, f"tracking ({spec.kind})") as bar:
-        frames = _keep_strip(io.iter_frames(video, fps=info.fps, size=size), n, keep)
+        frames = _keep_strip(io.iter_frames(video, fps=info.fps, size=size, ahead=DECODE_AHEAD), n, keep)
         if spec.kind == "motion":
             tracks = track_motion(frames, info.fps, max_objects=max_objects, progress=bar.update)
         else:
@@ -312,8 +313,8 @@ def _speaker(video: str | os.PathLike, info: io.VideoInfo, n_frames: int, meter:
         return None, []
     size = _small_size(info, FACE_WIDTH)
     with _progress(n_frames, "faces") as bar:
-        speaker, faces, verdicts = find_speaker(io.iter_frames(video, fps=info.fps, size=size), info.fps,
-                                                meter.band, n_frames, bar.update)
+        frames = io.iter_frames(video, fps=info.fps, size=size, ahead=DECODE_AHEAD)
+        speaker, faces, verdicts = find_speaker(frames, info.fps, meter.band, n_frames, bar.update)
     choice_log.info("talking faces, shot by shot (the sound: %s):\n%s", why, describe(verdicts, info.fps))
     size = (info.width, info.height)
     return speaker and speaker.with_(frame_size=size), [f.track.with_(frame_size=size) for f in faces]

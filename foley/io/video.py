@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import queue
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterable, Iterator
@@ -110,7 +112,8 @@ def count_frames(info: VideoInfo, fps: float | None) -> int:
     return max(1, round(info.duration * rate))
 
 
-def iter_frames(path: PathLike, fps: float | None = None, size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+def iter_frames(path: PathLike, fps: float | None = None, size: tuple[int, int] | None = None,
+                ahead: int = 0) -> Iterator[np.ndarray]:
     """Stream RGB uint8 (H, W, 3) frames at a constant rate, chosen by presentation timestamp.
 
     Output frame i shows the source frame on screen at t_i = i / fps (the latest with pts <= t_i,
@@ -120,13 +123,57 @@ def iter_frames(path: PathLike, fps: float | None = None, size: tuple[int, int] 
         path: a video file; probed now, so a bad path raises here rather than at the first frame.
         fps: output rate; None keeps the source's average rate. Yields count_frames(info, fps) frames.
         size: (width, height) to resize to with cv2.INTER_AREA, or None.
+        ahead: decode up to this many frames ahead in a thread (0: none), so that decoding overlaps the
+            caller's work on the frames (both release the GIL: a second core is used).
     """
     info = probe(path)
     rate = info.fps if fps is None else fps
     n_out = count_frames(info, rate)
     if size is not None and (len(size) != 2 or min(size) <= 0):
         raise MediaError(f"size must be (width, height) with positive values, got {size!r}")
-    return _frames(path, rate, n_out, size)
+    frames = _frames(path, rate, n_out, size)
+    return _decoded_ahead(frames, ahead) if ahead > 0 else frames
+
+
+def _decoded_ahead(frames: Iterator[np.ndarray], depth: int) -> Iterator[np.ndarray]:
+    """The same frames, decoded by a thread up to `depth` ahead; its errors are raised here, in order, and
+    the decoder (and its file) is closed when the caller stops early."""
+    out: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for frame in frames:
+                if not put(("frame", frame)):
+                    return
+            put(("end", None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
+            put(("error", e))
+        finally:
+            frames.close()
+
+    worker = threading.Thread(target=produce, name="foley-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = out.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _frames(path: PathLike, fps: float, n_out: int, size: tuple[int, int] | None) -> Iterator[np.ndarray]:

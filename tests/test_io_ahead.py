@@ -1,5 +1,6 @@
-"""Frames decoded ahead in a thread (`iter_frames(..., ahead=N)`): the same frames, errors where they were, no
-decoder left running when the caller stops early."""
+"""Reading video for less: frames decoded ahead in a thread (`iter_frames(..., ahead=N)`: the same frames,
+errors where they were, no decoder left running when the caller stops early), and a probe remembered while
+its file is unchanged."""
 import threading
 
 import numpy as np
@@ -54,3 +55,15 @@ def test_a_decoding_error_reaches_the_caller_after_the_good_frames():
         for f in _decoded_ahead(decoder(), 2):
             got.append(int(f[0, 0, 0]))
     assert got == [0, 1, 2, 3, 4] and closed == [True] and decoders() == 0
+
+
+def test_probe_is_remembered_only_while_the_file_is_unchanged(tmp_path):
+    path = tmp_path / "clip.mp4"
+    io.write_video(path, (np.zeros((48, 64, 3), np.uint8) for _ in range(60)), fps=25)
+    first = io.probe(path)
+    assert io.probe(str(path)) is first  # the same file: not read again
+    io.write_video(path, (np.zeros((48, 64, 3), np.uint8) for _ in range(30)), fps=25)  # replaced
+    assert io.probe(path).n_frames == 30 and first.n_frames == 60
+    path.unlink()
+    with pytest.raises(MediaError):
+        io.probe(path)

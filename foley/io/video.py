@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
+import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -42,12 +44,26 @@ class VideoInfo:
 
 
 def probe(path: PathLike) -> VideoInfo:
-    """Read a video's stream parameters; demuxes a few hundred packets, decodes nothing.
+    """Read a video's stream parameters; demuxes a few hundred packets, decodes nothing. Remembered for a
+    file that has not changed (same inode, size and modification time): a job probes its input often.
 
     Raises:
         MediaError: missing file, not media, no video stream, no frames, or fewer frames than the headers
             state (a truncated file; checked by reading the last packets).
     """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return _probe(path)  # (its error, said by the opener)
+    return _probe_cached(os.fspath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _probe_cached(path: str, inode: int, size: int, mtime_ns: int) -> VideoInfo:
+    return _probe(path)
+
+
+def _probe(path: PathLike) -> VideoInfo:
     with _open_input(path) as container:
         stream = _first(container.streams.video, path, "video", "pass a video file (.mp4, .mov, .mkv, ...)")
         pts = _packet_pts(container, stream, _PTS_SCAN)

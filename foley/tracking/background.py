@@ -22,7 +22,8 @@ import numpy as np
 _EYE23 = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)
 
 
-def _to3(m: np.ndarray) -> np.ndarray:
+def to3x3(m: np.ndarray) -> np.ndarray:
+    """(3, 3) homogeneous form of a (2, 3) affine map."""
     return np.vstack([m, [0.0, 0.0, 1.0]])
 
 
@@ -30,7 +31,7 @@ def valid_after_warp(m: np.ndarray, w: int, h: int, inverse: bool = False) -> np
     """(h, w) bool: the pixels of a (w, h) image warped by the (2, 3) affine m (cv2.warpAffine; `inverse`:
     with WARP_INVERSE_MAP) that come from inside the source, 1 px in from its edge. The source rectangle
     mapped into the destination is a convex quadrilateral: drawn, not warped (a tenth of the time)."""
-    t = _to3(np.asarray(m, np.float64))
+    t = to3x3(np.asarray(m, np.float64))
     t = np.linalg.inv(t) if inverse else t  # destination <- source
     rect = np.array([[1, 1, 1], [w - 2, 1, 1], [w - 2, h - 2, 1], [1, h - 2, 1]], np.float64)  # (4, 3)
     quad = (rect @ t[:2].T).round().astype(np.int32)  # (4, 2)
@@ -63,7 +64,7 @@ class Background:
 
     def push(self, image: np.ndarray, motion: np.ndarray) -> None:
         """The newest frame and the (2, 3) camera motion from the previous frame into it."""
-        m = _to3(motion.astype(np.float64))
+        m = to3x3(motion.astype(np.float64))
         self.into_now = [m @ t for t in self.into_now]
         spacing = min(self.every, 2 * len(self.frames))  # closer at first: a model within half a second
         if self.count - self.pushed >= spacing:

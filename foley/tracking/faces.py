@@ -29,10 +29,10 @@ from typing import Callable, Iterable
 
 import cv2
 import numpy as np
-from scipy.signal import butter, sosfiltfilt
 
 from foley.errors import TrackError
 from foley.tracking.select import _mono
+from foley.tracking.speech import SpeechMeter
 from foley.tracks import Track
 
 CASCADE = Path(__file__).with_name("haarcascade_frontalface_default.xml.gz")
@@ -46,7 +46,6 @@ UPPER = (0.1, 0.1, 0.9, 0.6)  # eyes and nose: the region that registers head mo
 MOUTH_PX = (32, 16)  # (width, height) the mouth region is resampled to
 _SMOOTH = np.array([1.0, 2.0, 3.0, 2.0, 1.0]) / 9.0  # tolerance of a frame or two
 MIN_FRAMES = 8  # fewer valid frames than this: score 0
-BAND = (300.0, 3400.0)  # speech band, Hz
 
 Box = np.ndarray  # (4,) float x, y, w, h in pixels
 
@@ -285,20 +284,9 @@ def speech_envelope(audio: np.ndarray, sr: int, fps: float, n_frames: int) -> np
     """(n_frames,) RMS of the 300-3400 Hz band of the mono downmix over each frame's interval, max 1.
 
     Frame k covers [k / fps, (k + 1) / fps); frames past the audio's end are 0; silence is all 0.
-    `audio` is (C, N) or (N,) samples at `sr`.
+    `audio` is (C, N) or (N,) samples at `sr`. The whole-array form of `speech.SpeechMeter.band`.
     """
-    if not (fps > 0 and math.isfinite(fps)) or n_frames < 1:
-        raise TrackError(f"need fps > 0 and n_frames >= 1, got fps={fps}, n_frames={n_frames}")
-    if not sr > 2 * BAND[0] / 0.45:
-        raise TrackError(f"sample rate {sr} Hz is too low for a speech band ({BAND[0]:.0f}-{BAND[1]:.0f} Hz)")
-    mono = _mono(audio).astype(np.float64)  # (N,)
-    sos = butter(4, [BAND[0], min(BAND[1], 0.45 * sr)], btype="bandpass", fs=sr, output="sos")
-    band = sosfiltfilt(sos, mono) if len(mono) > 60 else mono  # too short to filter: take it as is
-    energy = np.concatenate([[0.0], np.cumsum(band ** 2)])  # (N + 1,)
-    edges = np.minimum(np.round(np.arange(n_frames + 1) * sr / fps).astype(np.int64), len(mono))
-    count = np.diff(edges)  # (n_frames,)
-    rms = np.sqrt(np.maximum(energy[edges[1:]] - energy[edges[:-1]], 0.0) / np.maximum(count, 1))
-    return rms / max(float(rms.max()), 1e-12) if rms.max() > 1e-9 else np.zeros(n_frames)
+    return SpeechMeter(sr, fps, n_frames).feed_all([_mono(audio)]).band
 
 
 def speaking_score(face: FaceTrack, envelope: np.ndarray, where: np.ndarray | None = None) -> float:

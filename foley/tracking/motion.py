@@ -21,7 +21,7 @@ import numpy as np
 
 from foley.errors import TrackError
 from foley.tracking.appearance import Look
-from foley.tracking.background import Background, valid_after_warp
+from foley.tracking.background import Background, to3x3, valid_after_warp
 from foley.tracking.cuts import CutDetector
 from foley.tracking.follow import Blob, Follower, FollowConfig
 from foley.tracks import Track, centroid_and_mass
@@ -171,7 +171,7 @@ def _camera_motion(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
     m = m.astype(np.float32)  # misregister it
     # Where the background is plain, the only corners are on the moving object, and their motion is not
     # the camera's: keep a motion only if it explains the frame (its median pixel) better than none.
-    half = (np.diag([0.5, 0.5, 1.0]) @ np.vstack([m, [0, 0, 1]]))[:2]  # compared on every other pixel
+    half = (np.diag([0.5, 0.5, 1.0]) @ to3x3(m))[:2]  # compared on every other pixel
     still = _median8(cv2.absdiff(cur, prev)[::2, ::2])
     shifted = cv2.warpAffine(prev, half, ((w + 1) // 2, (h + 1) // 2), borderMode=cv2.BORDER_REPLICATE)
     moved = _median8(cv2.absdiff(np.ascontiguousarray(cur[::2, ::2]), shifted))
@@ -235,7 +235,7 @@ def _motion_mask(window: list[_Frame], m_prev: np.ndarray, m_next: np.ndarray,
     moving = both > 0 if config.blur == 1 else cv2.erode(both, np.ones((3, 3), np.uint8)) > 0
     # the blur (σ ≈ 1 px) widened the edges by ~1 px
     # the background's newest frame is `next`; m_next carries cur's pixels into it
-    diff = None if background is None else background.difference(cur, np.linalg.inv(_to3(m_next)))
+    diff = None if background is None else background.difference(cur, np.linalg.inv(to3x3(m_next)))
     if diff is None:
         return moving, moving
     d, valid = diff
@@ -248,10 +248,6 @@ def _motion_mask(window: list[_Frame], m_prev: np.ndarray, m_next: np.ndarray,
     kept &= area >= 4 * config.min_area_frac * d.size  # and specks of misregistration are no finds
     kept[0] = False
     return moving | kept[labels], moving
-
-
-def _to3(m: np.ndarray) -> np.ndarray:
-    return np.vstack([m.astype(np.float64), [0.0, 0.0, 1.0]])
 
 
 def _difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:

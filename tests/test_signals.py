@@ -9,15 +9,30 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+# The CLI with each codec block held back 1 s: the write under way lasts seconds on any machine, so the signal
+# always lands mid-write (on a fast or loaded machine a plain roundtrip could end between the poll and the signal).
+_SLOW_CLI = """
+import sys, time
+import foley.roundtrip as r
+fast = r.codec_blocks
+def slow(*args, **kwargs):
+    for block in fast(*args, **kwargs):
+        time.sleep(1.0)
+        yield block
+r.codec_blocks = slow
+from foley.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
 
 def _start(tmp_path):
     src = tmp_path / "long.wav"
     if not src.exists():
-        sf.write(src, 0.1 * np.random.default_rng(0).standard_normal((48000 * 90, 2)).astype(np.float32), 48000)
+        sf.write(src, 0.1 * np.random.default_rng(0).standard_normal((48000 * 30, 2)).astype(np.float32), 48000)
     out = tmp_path / "out.wav"
     # SIGINT back to its default in the child: a test run launched in the background (`cmd &`) inherits SIGINT
     # ignored, and Python then installs no KeyboardInterrupt handler, so the child would not hear it at all.
-    proc = subprocess.Popen([sys.executable, "-m", "foley", "codec", "roundtrip", str(src), str(out)],
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_CLI, "codec", "roundtrip", str(src), str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120

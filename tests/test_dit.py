@@ -112,3 +112,22 @@ def test_a_users_videos_become_training_clips(tmp_path):
     io.write_video(tmp_path / "silent.mp4", iter(frames[:30]), 25)
     with pytest.raises(Exception, match="no audio"):
         list(video_clips(tmp_path, 4.0, 25))
+
+
+def test_a_world_cache_built_by_several_processes_is_the_same_cache(tmp_path):
+    from foley.data.latents import build_cache, world_clips
+    from foley.models.codec import load_codec
+
+    codec = load_codec().eval()
+    one = build_cache(world_clips(6, "val", 3, seconds=1.0), codec, tmp_path / "one.pt", batch=2)
+    two = build_cache(world_clips(6, "val", 3, seconds=1.0), codec, tmp_path / "two.pt", batch=2, workers=2)
+    assert one.keys == two.keys
+    assert len(set(one.keys)) == 6 and one.events == two.events and one.captions == two.captions
+    for m in one.latents:
+        assert torch.equal(one.latents[m], two.latents[m]) and one.latents[m].abs().sum() > 0
+    assert torch.equal(one.frames, two.frames) and torch.equal(one.mel, two.mel)
+    # the clips are the world's clips in index order: clip 4 alone is the cache's fifth (encoded alone: the same
+    # latents up to float rounding, as a batch of one)
+    alone = build_cache(world_clips(6, "val", 3, seconds=1.0).part(4, 5), codec, tmp_path / "alone.pt")
+    assert alone.keys == [one.keys[4]] and torch.equal(alone.frames[0], one.frames[4])
+    assert torch.allclose(alone.latents["objaware"][0].float(), one.latents["objaware"][4].float(), atol=2e-2)

@@ -14,6 +14,7 @@ against the true tracks, beside the v-loss.
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -52,6 +53,7 @@ class DitTaskConfig:
     clap: str = ""  # joint embedding checkpoint (default: the shipped one)
     cache_dir: str = "runs/dit"
     seed: int = 0
+    workers: int = 0  # processes that build a world cache (0: one per core); the cache is the same either way
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -117,22 +119,30 @@ class DitTask(NoAux):
         return model
 
     def prepare(self, device: torch.device, rank: int) -> None:
+        if getattr(self, "device", None) == device:
+            return  # prepared already (a task object reused for several runs)
         self.device = device
         if self.train_cache is None:
-            self.train_cache = ensure_cache(self.codec, "train", self.tc.clips, self.tc.cache_dir, self.tc.videos, self.tc.seed)
-            self.val_cache = ensure_cache(self.codec, "val", self.tc.val_clips, self.tc.cache_dir, self.tc.videos, self.tc.seed)
+            workers = self.tc.workers or os.cpu_count() or 1
+            self.train_cache = ensure_cache(self.codec, "train", self.tc.clips, self.tc.cache_dir, self.tc.videos,
+                                            self.tc.seed, workers=workers)
+            self.val_cache = ensure_cache(self.codec, "val", self.tc.val_clips, self.tc.cache_dir, self.tc.videos,
+                                          self.tc.seed, workers=workers)
         self.scorer = Scorer(self.codec, self.val_cache)
         self.text, self.audio = embeddings(self.train_cache, self.clap)
         self.val_text, _ = embeddings(self.val_cache, self.clap)
+        # what every batch draws from, on the training device once (a GPU holds thousands of clips easily)
+        self.pool = {"x0": self.train_cache.latents[self.tc.mix].to(device), "frames": self.train_cache.frames.to(device),
+                     "text": self.text.to(device), "audio": self.audio.to(device)}
 
     def batch(self, step: int, rank: int, n: int, device: torch.device) -> DitBatch:
         rng = np.random.default_rng([self.tc.seed, step, rank, 11])
-        idx = rng.choice(len(self.train_cache), size=n, replace=len(self.train_cache) < n)
-        use_text = torch.from_numpy(rng.random(n) < self.tc.p_text)[:, None]
-        cond = torch.where(use_text, self.text[idx], self.audio[idx])
-        gen = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
-        return DitBatch(self.train_cache.latents[self.tc.mix][idx].float().to(device),
-                        self.train_cache.frames[idx].to(device), cond.to(device),
+        idx = torch.from_numpy(rng.choice(len(self.train_cache), size=n, replace=len(self.train_cache) < n)).to(device)
+        use_text = torch.from_numpy(rng.random(n) < self.tc.p_text)[:, None].to(device)
+        p = self.pool
+        cond = torch.where(use_text, p["text"][idx], p["audio"][idx])
+        gen = torch.Generator(device=device).manual_seed(int(rng.integers(2 ** 62)))  # the noise, drawn where it is used
+        return DitBatch(p["x0"][idx].float(), p["frames"][idx], cond,
                         torch.from_numpy(rng.random(n) < self.tc.p_drop_all).to(device),
                         torch.from_numpy(rng.random(n) < self.tc.p_drop_cond).to(device),
                         torch.from_numpy(rng.random(n)).float().to(device), gen)
@@ -144,17 +154,18 @@ class DitTask(NoAux):
 
     @torch.no_grad()
     def validate(self, ema: DiT, step: int, out: Path) -> dict:
-        c = self.val_cache
+        c, dev = self.val_cache, self.device
         n = min(self.tc.val_samples, len(c))
-        x0 = c.latents[self.tc.mix][:n].float()
+        x0 = c.latents[self.tc.mix][:n].float().to(dev)
+        frames, text = c.frames[:n].to(dev), self.val_text[:n].to(dev)
         gen = torch.Generator().manual_seed(self.tc.seed)
-        t = torch.linspace(0.1, 0.9, n)
-        no = torch.zeros(n, dtype=torch.bool)
-        loss = v_loss(lambda x, tt: ema(x, tt, c.frames[:n], self.val_text[:n], no), x0, t, gen)
-        fn = guided(lambda x, tt, drop: ema(x, tt, torch.cat([c.frames[:n]] * (len(x) // n)),
-                                            torch.cat([self.val_text[:n]] * (len(x) // n)), drop), self.tc.val_cfg)
-        z = SAMPLERS["ddim"](fn, torch.randn(x0.shape, generator=gen), self.tc.val_steps)
-        return {"val_loss": float(loss), **self.scorer(z, x0)}
+        t = torch.linspace(0.1, 0.9, n, device=dev)
+        no = torch.zeros(n, dtype=torch.bool, device=dev)
+        loss = v_loss(lambda x, tt: ema(x, tt, frames, text, no), x0, t, gen)
+        fn = guided(lambda x, tt, drop: ema(x, tt, torch.cat([frames] * (len(x) // n)),
+                                            torch.cat([text] * (len(x) // n)), drop), self.tc.val_cfg)
+        z = SAMPLERS["ddim"](fn, torch.randn(x0.shape, generator=gen).to(dev), self.tc.val_steps)
+        return {"val_loss": float(loss), **self.scorer(z.float().cpu(), x0.cpu())}
 
     def export(self, ema: DiT, path: Path, **meta: Any) -> None:
         save_dit(path, ema, codec_hash(self.codec), stage=self.tc.stage, **meta)
@@ -190,13 +201,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-clips", type=int, default=DitTaskConfig.val_clips, help="world val clips (validation)")
     p.add_argument("--clap", default="", help="joint embedding checkpoint (default: the shipped one)")
     p.add_argument("--cache-dir", default=DitTaskConfig.cache_dir, help="where latent caches are kept")
+    p.add_argument("--workers", type=int, default=0, help="processes that build a world cache (0: one per core)")
     add_loop_arguments(p, steps=4000, batch=16, lr=3e-4, val_every=500)
 
 
 def run_from_args(a: argparse.Namespace) -> Path:
     lc = loop_config(a, warmup=200, weight_decay=0.01, ema=0.999)
     tc = DitTaskConfig(preset=a.preset, stage=a.stage, clips=a.clips, val_clips=a.val_clips, videos=a.videos, init=a.init,
-                       clap=a.clap, cache_dir=a.cache_dir, seed=a.seed)
+                       clap=a.clap, cache_dir=a.cache_dir, seed=a.seed, workers=a.workers)
     return run_dit(lc, tc, a.out, a.resume, a.device)
 
 

@@ -1,0 +1,87 @@
+"""Train the shipped DiT pair (base on the dataset mix, then obj fine-tuned on the objaware mix) within a time budget,
+and write the float16 checkpoints that ship (`foley/checkpoints/dit_base.pt`, `dit_obj.pt`).
+
+How the shipped checkpoints were made (docs/benchmarks.md), on one lent GPU:
+
+    python scripts/train_dit.py --out runs/dit-gpu --ship OUTDIR --clips 3000 --minutes-base 3.5 --minutes-obj 1.5
+
+Each stage first runs a short probe to measure its seconds per step on this machine, then trains for as many
+steps as its minutes allow (the cosine schedule is planned for that count, so the run ends at the schedule's end).
+The world cache is built once, by one process per core. Runs are ordinary `foley train dit` runs: resumable, with
+log.csv and figures. On this 2-core CPU the same command works with smaller figures (e.g. --clips 64 --batch 8).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from foley.models.dit import FORMAT
+from foley.train.dit import DitTask, DitTaskConfig, run_dit, ship
+from foley.train.loop import LoopConfig, resume_configs, train
+
+
+def timed_steps(task: DitTask, lc: LoopConfig, out: Path, device: str, probe: int) -> float:
+    """Seconds per training step here: the time between the log rows of steps 10 and 10 + probe of a short run in
+    its own folder (steps 1-10 warm up; the validations at the first and last step fall outside the interval)."""
+    shutil.rmtree(out, ignore_errors=True)
+    train(task, replace(lc, steps=10 + probe, log_every=10, val_every=10 ** 9, save_every=10 ** 9), out, device=device)
+    with open(out / "log.csv", newline="") as f:
+        seconds = {int(r["step"]): float(r["seconds"]) for r in csv.DictReader(f) if r.get("seconds")}
+    shutil.rmtree(out)
+    return (seconds[10 + probe] - seconds[10]) / probe
+
+
+def stage(lc: LoopConfig, tc: DitTaskConfig, out: Path, device: str, minutes: float, probe: int) -> Path:
+    """One stage's run in `out`, as many steps as `minutes` allow (continued if `out` holds part of it)."""
+    if (out / "last.pt").exists():  # a stage cut short: finish its planned steps
+        planned = resume_configs(out, FORMAT)[0]["steps"]
+        return run_dit(replace(lc, steps=planned), tc, out, resume=True, device=device)
+    task = DitTask(tc)
+    per_step = timed_steps(task, lc, out.with_name(out.name + "-probe"), device, probe)
+    steps = max(probe, int(minutes * 60 / per_step))
+    print(f"{tc.stage}: {per_step * 1000:.1f} ms per step of {lc.batch} -> {steps} steps in {minutes} min", flush=True)
+    return train(task, replace(lc, steps=steps, warmup=min(lc.warmup, steps // 10)), out, device=device)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="runs/dit-gpu", help="folder of the two runs (base/, obj/)")
+    p.add_argument("--ship", default="", help="also write dit_base.pt and dit_obj.pt (float16) and the logs here")
+    p.add_argument("--clips", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--lr-base", type=float, default=6e-4)
+    p.add_argument("--lr-obj", type=float, default=2e-4)
+    p.add_argument("--minutes-base", type=float, default=3.5)
+    p.add_argument("--minutes-obj", type=float, default=1.5)
+    p.add_argument("--val-every", type=int, default=1000)
+    p.add_argument("--probe", type=int, default=40, help="steps of each timing probe")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--cache-dir", default="runs/dit")
+    a = p.parse_args(argv)
+    root = Path(a.out)
+    lc = LoopConfig(steps=1, batch=a.batch, lr=a.lr_base, warmup=200, weight_decay=0.01, ema=0.999,
+                    val_every=a.val_every, save_every=a.val_every, threads=torch.get_num_threads())
+    tc = DitTaskConfig(stage="base", clips=a.clips, cache_dir=a.cache_dir)
+    dest = Path(a.ship) if a.ship else None
+
+    def shipped(name: str, run: Path) -> Path:  # each stage ships as soon as it ends (a budget cut keeps base)
+        if dest is not None:
+            dest.mkdir(parents=True, exist_ok=True)
+            ship(run, dest / f"dit_{name}.pt")
+            shutil.copy(run.parent / "log.csv", dest / f"dit_{name}_log.csv")
+            print(f"shipped {dest / f'dit_{name}.pt'}", flush=True)
+        return run
+
+    base = shipped("base", stage(lc, tc, root / "base", a.device, a.minutes_base, a.probe))
+    shipped("obj", stage(replace(lc, lr=a.lr_obj), replace(tc, stage="obj", init=str(base)), root / "obj", a.device,
+                         a.minutes_obj, a.probe))
+
+if __name__ == "__main__":
+    sys.exit(main())

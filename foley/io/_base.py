@@ -13,6 +13,7 @@ import numpy as np
 import soundfile as sf
 
 from foley.errors import AudioError, MediaError
+from foley.io import framing
 
 AAC_RATE = 48000
 AAC_FRAME = 1024  # samples per AAC frame, and the native encoder's priming (initial padding)
@@ -40,18 +41,31 @@ def _open_input(path: PathLike) -> Iterator[av.container.InputContainer]:
     """Open a media file for reading; MediaError if it is missing or not media."""
     if not Path(path).is_file():
         raise MediaError(f"{path}: no such file; check the path")
-    with _media_errors(f"cannot read {path} (is it a video or audio file?)"):
-        with av.open(str(path)) as container:
-            yield container
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as e:
+        if framing.mp4_cut_before_index(path):
+            raise MediaError(f"{path} is truncated: the file stops before its index (the MP4 'moov' box, written "
+                             "last), so none of it can be read; re-download or re-export it") from None
+        raise MediaError(f"cannot read {path} (is it a video or audio file?): {e}") from e
+    except OSError as e:
+        raise MediaError(f"cannot read {path} (is it a video or audio file?): {e}") from e
+    with container:
+        yield container
 
 
 _INDEXED = {"mov", "mp4", "matroska", "webm", "flac"}  # demuxers whose headers state each stream's exact length
+_FRAMED = {"wav": framing.wav_declared_seconds, "mp3": framing.mp3_declared_seconds}  # lengths read by foley.io.framing
 
 
 def _declared_end(container: av.container.InputContainer, stream: av.stream.Stream) -> float | None:
     """Where the headers say the stream ends, in seconds on its timestamps; None where they cannot be trusted
     (formats that estimate it, e.g. MP3 from the bit rate, or that read it from the file's end, e.g. Ogg)."""
-    if not _INDEXED & set(container.format.name.split(",")) or not stream.time_base:
+    names = set(container.format.name.split(","))
+    if stream.type == "audio" and stream.time_base and names & _FRAMED.keys():  # a length FFmpeg reads past
+        declared = _FRAMED[next(iter(names & _FRAMED.keys()))](container.name)
+        return None if declared is None else float((stream.start_time or 0) * stream.time_base) + declared
+    if not _INDEXED & names or not stream.time_base:
         return None
     if stream.duration:
         return float(((stream.start_time or 0) + stream.duration) * stream.time_base)
@@ -107,10 +121,18 @@ def _packets_end(packets: Iterator[av.Packet]) -> tuple[float | None, float, boo
     return reached, step, False
 
 
+def _check_unfinished(container: av.container.InputContainer, path: PathLike) -> None:
+    """MediaError for an Ogg file cut short: it states no length, but a whole one ends with an end-of-stream page."""
+    if "ogg" in container.format.name.split(",") and framing.ogg_unfinished(container.name):
+        raise MediaError(f"{path} is truncated or damaged: its Ogg stream stops without its last page (at "
+                         f"{(container.duration or 0) / 1e6:.2f} s); re-download or re-export it")
+
+
 def _check_complete(container: av.container.InputContainer, stream: av.stream.Stream, path: PathLike) -> None:
     """A cheap check that the file holds the whole stream its headers state (a truncated download or copy
     keeps a front index): seek to that end and demux the last packets. Where the seek itself fails the
     check is left to decoding, which measures the stream as it goes. MediaError, saying where it stops."""
+    _check_unfinished(container, path)
     end = _declared_end(container, stream)
     if end is None:
         return
@@ -124,7 +146,7 @@ def _check_complete(container: av.container.InputContainer, stream: av.stream.St
     with av.open(str(path)) as again:  # damaged: find where, reading packets (not decoding) from the start
         reached, step, corrupt = _packets_end(again.demux(again.streams[stream.index]))
     start = float((stream.start_time or 0) * stream.time_base)
-    if corrupt:
+    if corrupt and not _FRAMED.keys() & set(container.format.name.split(",")):  # WAV, MP3: the cut is the damage
         raise MediaError(f"{path} is damaged: its {stream.type} holds an unreadable packet at "
                          f"{max(0.0, (reached or start) - start):.2f} s; re-download or re-export it")
     _check_reached(path, stream.type, reached, end, start, max(step, _nominal_step(stream)))

@@ -17,7 +17,7 @@ from foley.errors import AudioError, MediaError
 from foley.files import atomic_output
 from foley.io._base import (
     _AUDIO_FILES, _LAYOUTS, AudioLike, PathLike, _audio_blocks, _check_audio, _check_complete, _check_finite,
-    _check_rate, _check_reached, _declared_end, _decode_errors, _first, _media_errors, _open_input,
+    _check_rate, _check_reached, _check_unfinished, _declared_end, _decode_errors, _first, _media_errors, _open_input,
 )
 
 _NO_AUDIO = "pass --audio FILE"
@@ -109,6 +109,7 @@ def _decoded(path: PathLike, sr: int, channels: int | None) -> Iterator[np.ndarr
     """
     with _open_input(path) as container:
         stream = _first(container.streams.audio, path, "audio", _NO_AUDIO)
+        _check_unfinished(container, path)
         layout = "stereo" if channels == 2 and stream.channels > 2 else None  # surround: FFmpeg's downmix
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=sr)
         start = float((stream.start_time or 0) * stream.time_base) if stream.time_base else 0.0

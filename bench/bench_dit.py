@@ -2,6 +2,8 @@
 
     python bench/bench_dit.py                                # shipped dit_base.pt / dit_obj.pt, 100 test clips
     python bench/bench_dit.py --base runs/dit-base/dit.pt --obj runs/dit-obj/dit.pt --n 50 --steps 25
+    python bench/bench_dit.py --models add=A.pt,concat=B.pt,cross=C.pt --n 30   # the video-mode ablation
+    python bench/bench_dit.py --sweep --n 30       # obj at CFG 1/3/6/9 (25 steps) and 8/25/50/100 steps (CFG 6)
 
 Needs the exported test clips of bench/bench_eval.py (runs/bench_eval/clips; made there on first use).
 Rows: the objaware, dataset and mono references; base; obj; base -> mono -> our spatializer with the true
@@ -70,6 +72,42 @@ def speed(gen: Generator, clip: Path, steps: tuple[int, ...]) -> list[tuple[int,
     return out
 
 
+def score(folder: Path, clips: Path, keys: list[str], model) -> dict:  # noqa: ANN001
+    """foley.evaluate's summary of a folder of generated clips against the objaware references."""
+    pairs = [p for p in find_pairs(folder, clips / "objaware", clips)[0] if p.key in set(keys)]
+    return evaluate(pairs, model=model, progress=False).summary
+
+
+def row(name: str, s: dict, columns: tuple[str, ...] = COLUMNS, extra: str = "") -> str:
+    return f"| {name} | " + " | ".join("—" if s[k] is None else f"{s[k]:.3f}" for k in columns) + f" |{extra}"
+
+
+def models_table(spec: str, clips: Path, keys: list[str], out: Path, st: Settings, model) -> list[str]:  # noqa: ANN001
+    """Rows of the models NAME=CKPT,... (e.g. the video-mode ablation), each generated with the same settings."""
+    lines = ["| model | " + " | ".join(COLUMNS) + " | s per clip |", "|" + "---|" * (len(COLUMNS) + 2)]
+    for item in spec.split(","):
+        name, ckpt = item.split("=", 1)
+        secs = generate_row(Generator(ckpt), clips, keys, out / name, st)
+        lines.append(row(name, score(out / name, clips, keys, model), extra=f" {secs:.1f} |"))
+        print(lines[-1], flush=True)
+    return lines
+
+
+SWEEP_COLUMNS = ("bas_all", "bas_single", "stereo_score", "fd", "kl", "clap", "sync_f1", "class_acc")
+
+
+def sweep_table(ckpt: str, clips: Path, keys: list[str], out: Path, sampler: str, model) -> list[str]:  # noqa: ANN001
+    """One model at CFG 1, 3, 6, 9 (25 steps) and at 8, 25, 50, 100 steps (CFG 6): quality against time."""
+    gen = Generator(ckpt)
+    lines = ["| cfg | steps | " + " | ".join(SWEEP_COLUMNS) + " | s per 4 s clip |", "|" + "---|" * (len(SWEEP_COLUMNS) + 3)]
+    for cfg, steps in [(1.0, 25), (3.0, 25), (6.0, 25), (9.0, 25), (6.0, 8), (6.0, 50), (6.0, 100)]:
+        folder = out / f"cfg{cfg:g}-steps{steps}"
+        secs = generate_row(gen, clips, keys, folder, Settings(cfg, steps, sampler, 0))
+        lines.append(row(f"{cfg:g} | {steps}", score(folder, clips, keys, model), SWEEP_COLUMNS, f" {secs:.1f} |"))
+        print(lines[-1], flush=True)
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clips", default="runs/bench_eval/clips", help="exported test clips (bench_eval.py makes them)")
@@ -81,11 +119,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cfg", type=float, default=6.0)
     p.add_argument("--sampler", default="ddim")
     p.add_argument("--speed", action="store_true", help="also time 8 s clips at 100, 25 and 8 steps")
+    p.add_argument("--models", default="", help="NAME=CKPT,... : score these models instead (e.g. the ablation)")
+    p.add_argument("--sweep", action="store_true", help="instead: --obj at several CFG scales and step counts")
     p.add_argument("--markdown", help="also write the tables as markdown here")
     a = p.parse_args(argv)
     clips, out = Path(a.clips), Path(a.out)
     keys = sorted(f.stem for f in clips.glob("*.json"))[: a.n]
     st = Settings(a.cfg, a.steps, a.sampler, 0)
+    if a.models or a.sweep:
+        model = load_clap()
+        lines = (models_table(a.models, clips, keys, out, st, model) if a.models
+                 else sweep_table(a.obj, clips, keys, out, a.sampler, model))
+        lines += ["", f"{len(keys)} world test clips (4 s), scored against the objaware references"
+                  + (f"; {a.sampler} {a.steps} steps, CFG {a.cfg}" if a.models else f"; {a.sampler}")]
+        text = "\n".join(lines)
+        print(text)
+        if a.markdown:
+            Path(a.markdown).write_text(text + "\n")
+        return
     gens = {"base": Generator(a.base), "obj": Generator(a.obj)}
     secs = {"base": generate_row(gens["base"], clips, keys, out / "base", st),
             "obj": generate_row(gens["obj"], clips, keys, out / "obj", st)}
@@ -96,9 +147,7 @@ def main(argv: list[str] | None = None) -> None:
             "base -> mono -> spatialize": out / "base_spatial"}
     lines = ["| row | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 1)]
     for name, folder in rows.items():
-        pairs = [p for p in find_pairs(folder, clips / "objaware", clips)[0] if p.key in set(keys)]
-        s = evaluate(pairs, model=model, progress=False).summary
-        lines.append(f"| {name} | " + " | ".join("—" if s[k] is None else f"{s[k]:.3f}" for k in COLUMNS) + " |")
+        lines.append(row(name, score(folder, clips, keys, model)))
         print(lines[-1], flush=True)
     lines += ["", f"{len(keys)} world test clips (4 s), {a.sampler} {a.steps} steps, CFG {a.cfg}; "
               f"generation {secs['obj']:.1f} s per 4 s clip (obj) on this machine"]

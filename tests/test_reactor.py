@@ -94,8 +94,8 @@ def test_edm_denoiser_is_the_identity_at_zero_noise_and_samplers_use_their_budge
     x, z = torch.randn(5, 4), torch.randn(5, 8)
     assert torch.allclose(h.denoise(x, torch.zeros(5), z), x)
     calls = []
-    real = h.denoise
-    h.denoise = lambda *a: calls.append(1) or real(*a)
+    real = h._features  # the network F, whatever preconditioning surrounds it
+    h._features = lambda *a: calls.append(1) or real(*a)
     for nfe in (1, 4):
         for mode in ("diffusion", "consistency"):
             calls.clear()
@@ -231,3 +231,34 @@ def test_dinov2_video_tokens_stream_causally_and_train_from_local_weights(tmp_pa
     assert net.cfg.video_backbone == "dinov2" and net.cfg.dino_preset == "tiny" and net.cfg.frame_size == 224
     for k, v in dino.state_dict().items():
         assert torch.equal(net.video.backbone.state_dict()[k], v)  # frozen: as loaded, after training
+
+
+def test_sampling_equals_evaluating_the_preconditioned_denoiser_and_follows_new_weights():
+    """`sample` shares the condition's and the noise levels' features between evaluations (and frames): the
+    result is what `denoise` at each sigma gives, with and without CFG, and a weight update is seen at once."""
+    from foley.models.head import CONSISTENCY_SIGMAS
+
+    torch.manual_seed(0)
+    h = DiffusionHead(6, 8, 16, 2)
+    for p in h.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    z, zn, noise = torch.randn(3, 8), torch.randn(3, 8), torch.randn(3, 6)
+
+    def by_hand(cfg):
+        g = torch.Generator().manual_seed(1)
+        x = None
+        for i, s in enumerate(CONSISTENCY_SIGMAS[4]):
+            xin = noise * s if i == 0 else x + s * torch.randn(noise.shape, generator=g)
+            sig = torch.full((3,), s)
+            c = h.denoise(xin, sig, z)
+            x = c if cfg == 1.0 else h.denoise(xin, sig, zn) + cfg * (c - h.denoise(xin, sig, zn))
+        return x
+
+    with torch.no_grad():
+        for cfg in (1.0, 3.0):
+            got = h.sample(z, noise, 4, "consistency", cfg, zn, torch.Generator().manual_seed(1))
+            assert torch.allclose(got, by_hand(cfg), atol=1e-5)
+        before = h.sample(z, noise, 4, "consistency", 3.0, zn, torch.Generator().manual_seed(1))
+        h.t_in[0].weight.mul_(1.5)  # an in-place update, as an optimiser step makes
+        after = h.sample(z, noise, 4, "consistency", 3.0, zn, torch.Generator().manual_seed(1))
+        assert not torch.allclose(before, after) and torch.allclose(after, by_hand(3.0), atol=1e-5)

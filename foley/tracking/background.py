@@ -57,10 +57,11 @@ class Background:
         self.frames: list[np.ndarray] = []  # (h, w, C) uint8 past images
         self.into_now: list[np.ndarray] = []  # (3, 3): each past image's pixels -> the current frame's
         self.count, self.pushed = 0, 0
+        self._median: tuple[int, np.ndarray] | None = None  # (frames pushed, median in the newest's coordinates)
 
     def reset(self) -> None:
         """Forget the past (a shot cut)."""
-        self.frames, self.into_now, self.count, self.pushed = [], [], 0, 0
+        self.frames, self.into_now, self.count, self.pushed, self._median = [], [], 0, 0, None
 
     def push(self, image: np.ndarray, motion: np.ndarray) -> None:
         """The newest frame and the (2, 3) camera motion from the previous frame into it."""
@@ -85,21 +86,31 @@ class Background:
         if len(self.frames) < 4:
             return None
         h, w = image.shape[:2]
-        warped, valid = [], []
-        ones = np.ones((h, w), bool)
-        for past, t in zip(self.frames[:-1], self.into_now[:-1]):  # the newest is too close in time
-            m = (into_image @ t)[:2].astype(np.float32)
-            if np.abs(m - _EYE23).max() <= 1e-3:  # (np.allclose costs ten times as much)
-                warped.append(past), valid.append(ones)
-                continue
-            warped.append(cv2.warpAffine(past, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
-            valid.append(valid_after_warp(m, w, h))
-        bg = _median5(*warped[-5:]) if len(warped) >= 5 else _median3(*warped[-3:])  # (h, w, C)
+        # The median changes only when a frame is pushed (every `every` frames): it is made then, in the
+        # coordinates of the newest pushed frame, and carried into each later frame by one warp.
+        if self._median is None or self._median[0] != self.pushed:
+            into_newest = np.linalg.inv(self.into_now[-1])
+            past = [_warped(f, (into_newest @ t)[:2], w, h) for f, t in zip(self.frames[:-1], self.into_now[:-1])]
+            self._median = (self.pushed, _median5(*past[-5:]) if len(past) >= 5 else _median3(*past[-3:]))
+        bg = _warped(self._median[1], (into_image @ self.into_now[-1])[:2], w, h)  # (h, w, C)
         # and from the oldest frame: behind a slow object the median still holds the object (a trail),
         # but the oldest frame, from before it came, shows the background the frame shows now
-        d = cv2.min(_channel_max(cv2.absdiff(image, bg)), _channel_max(cv2.absdiff(image, warped[0])))
-        ok = np.logical_and.reduce(valid)
+        oldest = _warped(self.frames[0], (into_image @ self.into_now[0])[:2], w, h)
+        d = cv2.min(_channel_max(cv2.absdiff(image, bg)), _channel_max(cv2.absdiff(image, oldest)))
+        ok = np.ones((h, w), bool)
+        for t in self.into_now:  # where every past frame had pixels (the newest's: the median is kept in its frame)
+            m = (into_image @ t)[:2]
+            if np.abs(m - _EYE23).max() > 1e-3:
+                ok &= valid_after_warp(m, w, h)
         return d, ok
+
+
+def _warped(img: np.ndarray, m: np.ndarray, w: int, h: int) -> np.ndarray:
+    """img carried by the (2, 3) affine m into a (w, h) frame; img itself where m is the identity."""
+    m = np.asarray(m, np.float32)
+    if np.abs(m - _EYE23).max() <= 1e-3:  # (np.allclose costs ten times as much)
+        return img
+    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _channel_max(d: np.ndarray) -> np.ndarray:

@@ -185,7 +185,7 @@ def _median8(a: np.ndarray) -> float:
     return float(np.searchsorted(np.cumsum(counts), (a.size + 1) // 2))
 
 
-def _grid_corners(img: np.ndarray, cell: int = 16) -> np.ndarray:
+def _grid_corners(img: np.ndarray, cell: int = 24) -> np.ndarray:
     """(P, 1, 2) float32: the strongest Shi-Tomasi corner of each cell of a grid, flat cells left out.
 
     One point per cell spreads the features over the whole frame, so one high-contrast object

@@ -219,3 +219,25 @@ def test_bad_inputs_raise_track_error():
     with pytest.raises(TrackError):
         rank_by_audio([track, track.with_(x=track.x[:3], y=track.y[:3], mass=track.mass[:3],
                                           reliable=track.reliable[:3])], np.zeros((1, 4800)), SR)
+
+
+def test_a_track_that_darts_about_before_the_object_appears_starts_with_the_object():
+    """Before a ball comes into view the follower may latch onto rain streaks that jump across the frame, then
+    onto the ball: the darting start is dropped, the steady rest kept; a steady track keeps every frame."""
+    from foley.tracking.follow import Blob, Follower
+
+    f = Follower(320, 180, 25.0)
+    dart = [-0.3, -0.27, -0.06, -0.05, 0.31, 0.63, 0.96]  # frames 1-7: rain streaks
+    steady = list(np.linspace(0.6, 0.2, 40))  # frames 9-48: the ball, drifting left
+    for k in range(49):
+        x = dart[k - 1] if 1 <= k <= 7 else (steady[k - 9] if k >= 9 else None)
+        f.update(k, [] if x is None else [Blob(x=float(x), y=0.0, mass=0.01)])
+    tracks = f.finish(50, 3)
+    assert len(tracks) == 1
+    x = tracks[0].x
+    assert np.isnan(x[:9]).all() and np.allclose(x[9:49], steady, atol=1e-6)
+    # the same steady run from frame 1, no darting: nothing is dropped
+    g = Follower(320, 180, 25.0)
+    for k in range(1, 41):
+        g.update(k, [Blob(x=float(steady[k - 1]), y=0.0, mass=0.01)])
+    assert np.isfinite(g.finish(50, 3)[0].x[1:41]).all()

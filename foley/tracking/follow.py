@@ -44,6 +44,8 @@ class FollowConfig:
     max_mass_ratio: float = 2.5  # ... if their sizes agree within this factor
     appearance_weight: float = 0.5  # cost of wholly different colours, in association radii
     max_colour_distance: float = 0.6  # fragments whose colours differ more are never joined
+    max_join_speed_frac: float = 0.08  # a fragment faster than this (frame widths per frame) and 4x faster than
+    # the fragment it would join is not the same object (rain streaks darting about, then the ball)
     continue_by_look: bool = True  # follow a found object by appearance where motion loses it
     backfill_s: float = 4.0  # ... and back in time, over the frames before motion found it
     min_travel_frac: float = 0.08  # a track motion never saw must travel this far (frame widths)
@@ -236,7 +238,7 @@ class Follower:
     def finish(self, n: int, max_objects: int) -> list[Track]:
         """Join fragments, drop short and never-moving tracks, merge rigid pairs, keep the `max_objects`
         most-detected, as Tracks of n frames."""
-        done = self.done + [t for t in self.live if len(t.frames) >= self.cfg.min_hits]
+        done = [self._steady_head(t) for t in self.done + [t for t in self.live if len(t.frames) >= self.cfg.min_hits]]
         chains = self._join(sorted(done, key=lambda t: t.first))
         min_frames = max(self.cfg.min_hits, int(round(self.cfg.min_track_s * self.fps)))
         chains = [c for c in chains if sum(len(t.frames) for t in c) >= min_frames]
@@ -245,6 +247,24 @@ class Follower:
         chains.sort(key=lambda c: sum(len(t.frames) for t in c), reverse=True)
         tracks = merge_rigid([self._to_track(c, n, "") for c in chains], self.cfg.rigid_offset_frac)
         return [t.with_(label=f"object{i}") for i, t in enumerate(tracks[:max_objects])]
+
+    def _steady_head(self, t: _Tracklet) -> _Tracklet:
+        """The tracklet without a darting start: before an object comes into view a tracklet can latch onto
+        noise (rain streaks, flicker) that jumps about, then onto the object as it appears, its wide gate
+        set by those jumps. Within its first second (at most a quarter of it), everything up to the last
+        step faster than `max_join_speed_frac` frame widths a frame and 4x its median speed is dropped."""
+        if len(t.frames) < 8:
+            return t
+        pts, frames = np.array(t.points), np.array(t.frames)
+        steps = np.linalg.norm(np.diff(pts, axis=0), axis=1) / np.diff(frames)  # (P - 1,) pixels per frame
+        limit = max(self.cfg.max_join_speed_frac * self.w, 4 * float(np.median(steps)))
+        head = min(len(steps) // 4, int(round(self.fps)))
+        fast = np.nonzero(steps[:head] > limit)[0]
+        if len(fast) == 0:
+            return t
+        cut = int(fast[-1]) + 1  # the first point after the last darting step
+        t.frames, t.blobs, t.points = t.frames[cut:], t.blobs[cut:], t.points[cut:]
+        return t
 
     def _moved(self, chain: list[_Tracklet], largest_seen: float) -> bool:
         """Motion saw it (a ghost or a patch of background is never seen by motion); or it travelled and is
@@ -302,6 +322,9 @@ class Follower:
                 size = math.sqrt(min(mass[i], mass[j]) * self.w * self.h)  # pixels: a big object's centroid
                 reach = self.gate + max(speed[i], speed[j]) * gap + 0.5 * size  # shifts with what is seen of it
                 dist = float(np.linalg.norm(b.points[0] - end))
+                fast, slow = max(speed[i], speed[j]), min(speed[i], speed[j])
+                if fast > self.cfg.max_join_speed_frac * self.w and fast > 4 * slow:
+                    continue  # a streak of rain or a flicker, darting about, is not the steady object it meets
                 if ratio <= self.cfg.max_mass_ratio and dist <= reach and colour <= self.cfg.max_colour_distance:
                     links.append((dist / reach + colour + 0.5 * gap / self.fps, i, j))  # sooner is likelier
         return links

@@ -32,6 +32,19 @@ def test_audio_position_inverts_the_pan_law():
         np.testing.assert_allclose(pos.com, math.sin(math.pi * w / 2), atol=1e-9)
 
 
+def test_a_quiet_tail_after_a_loud_minute_keeps_its_position():
+    """float32 audio, a loud minute, then a quiet panned tail (-40 dB, above the silence floor): its frames
+    keep their pan (a float32 running sum of energies would stop growing and give them -1 or 0)."""
+    rng = np.random.default_rng(3)
+    loud = rng.standard_normal(60 * SR).astype(np.float32)
+    tail = 0.01 * rng.standard_normal(SR).astype(np.float32)
+    gl, gr = pan_gains(np.array([0.45]))
+    x = np.concatenate([np.stack([loud, loud]), np.stack([gl[0] * tail, gr[0] * tail])], axis=1).astype(np.float32)
+    pos = audio_position(x, SR, 25.0)
+    assert not pos.silent[-25:].any()
+    np.testing.assert_allclose(pos.pan[-25:], 0.45, atol=0.01)
+
+
 def test_silent_frames_are_flagged():
     x = np.zeros((2, SR))
     x[:, : SR // 2] = np.random.default_rng(2).standard_normal((2, SR // 2))

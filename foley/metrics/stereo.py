@@ -28,7 +28,9 @@ def frame_energies(stereo: np.ndarray, sr: int, fps: float, n_frames: int | None
     n_frames = n_frames or int(math.floor(stereo.shape[1] * fps / sr))
     edges = np.round(np.arange(n_frames + 1) * sr / fps).astype(np.int64)  # (K+1,)
     edges = np.clip(edges, 0, stereo.shape[1])
-    csum = np.concatenate([np.zeros((2, 1)), np.cumsum(stereo ** 2, axis=1)], axis=1)  # (2, N+1)
+    # in float64: a float32 running sum stops growing once it is large, and the quiet frames late in a loud
+    # file (a decaying tail) then come out with zero energy in one channel and a pan of -1 or +1
+    csum = np.concatenate([np.zeros((2, 1)), np.cumsum(np.square(stereo, dtype=np.float64), axis=1)], axis=1)  # (2, N+1)
     return csum[:, edges[1:]] - csum[:, edges[:-1]]  # (2, K)
 
 

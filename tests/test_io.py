@@ -310,3 +310,31 @@ def test_failed_write_video_leaves_nothing(tmp_path):
     with pytest.raises(MediaError, match="frame 1"):
         write_video(tmp_path / "x.mp4", [_frame(0), _frame(0, 32, 32)], fps=10)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_audio_probe_is_remembered_only_while_the_file_is_unchanged(tmp_path):
+    """A job streams its input several times: the header is read once. A changed file is read again, and a
+    failure is said every time (never remembered)."""
+    import os
+    import time
+
+    from foley.io import probe_audio
+
+    f = tmp_path / "a.wav"
+    sf.write(f, np.zeros((48000, 2), np.float32), 48000)
+    opens = []
+    real = av.open
+    av.open = lambda *a, **k: opens.append(a[0]) or real(*a, **k)
+    try:
+        assert probe_audio(f).duration == pytest.approx(1.0) and probe_audio(f).duration == pytest.approx(1.0)
+        assert len(opens) == 1
+        sf.write(f, np.zeros((96000, 1), np.float32), 48000)
+        os.utime(f, ns=(time.time_ns(), time.time_ns() + 10 ** 9))  # a new mtime even on a coarse clock
+        info = probe_audio(f)
+        assert info.duration == pytest.approx(2.0) and info.channels == 1 and len(opens) == 2
+        f.write_bytes(b"not audio")
+        for _ in range(2):
+            with pytest.raises(MediaError):
+                probe_audio(f)
+    finally:
+        av.open = real

@@ -137,7 +137,8 @@ def _check_complete(container: av.container.InputContainer, stream: av.stream.St
     if end is None:
         return
     try:
-        container.seek(int(end / stream.time_base), stream=stream, backward=True)  # the keyframe before the end
+        # the keyframe before the end; a second early, so that a format without an index (WAV) lands on data
+        container.seek(int(max(0.0, end - 1.0) / stream.time_base), stream=stream, backward=True)
     except (av.error.FFmpegError, OSError):
         return
     reached, step, corrupt = _packets_end(container.demux(stream))

@@ -1,8 +1,10 @@
 """Audio files: probe, read (whole or streamed), resample, write WAV/FLAC (whole or streamed), FLAC bytes."""
 from __future__ import annotations
 
+import functools
 import io
 import logging
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -46,6 +48,21 @@ def probe_audio(path: PathLike) -> AudioInfo:
         MediaError: missing file, not media, no audio stream, or less audio than the headers state (a
             truncated file; checked by reading the last packets).
     """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return _probe_audio(path)  # (its error, said by the opener)
+    return _probe_audio_cached(os.fspath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _probe_audio_cached(path: str, inode: int, size: int, mtime_ns: int) -> AudioInfo:
+    """`probe_audio` remembered while the file is unchanged (a job streams its input several times); a
+    failure is not remembered, so it is said again."""
+    return _probe_audio(path)
+
+
+def _probe_audio(path: PathLike) -> AudioInfo:
     with _open_input(path) as container:
         stream = _first(container.streams.audio, path, "audio", "pass an audio or video file with sound")
         if stream.duration and stream.time_base:

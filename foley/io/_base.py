@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import numbers
 import os
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
 
 import av
 import numpy as np
@@ -24,7 +25,26 @@ _LAYOUTS = {1: "mono", 2: "stereo"}
 _MAX_CHANNELS = 64
 
 PathLike = str | os.PathLike
+T = TypeVar("T")
 AudioLike = np.ndarray | Iterator[np.ndarray]  # (C, N) samples, or an iterator of (C, k) blocks (streamed)
+
+
+def remembered_per_file(read: Callable[[PathLike], T]) -> Callable[[PathLike], T]:
+    """`read(path)` remembered while the file is unchanged (same inode, size and modification time): a job
+    probes its input several times. A failure is not remembered, so it is said again."""
+    @functools.lru_cache(maxsize=32)
+    def cached(path: str, inode: int, size: int, mtime_ns: int) -> T:
+        return read(path)
+
+    @functools.wraps(read)
+    def remembered(path: PathLike) -> T:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return read(path)  # (its error, said by the opener)
+        return cached(os.fspath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
+    return remembered
 
 
 @contextlib.contextmanager

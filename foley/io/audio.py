@@ -1,10 +1,8 @@
 """Audio files: probe, read (whole or streamed), resample, write WAV/FLAC (whole or streamed), FLAC bytes."""
 from __future__ import annotations
 
-import functools
 import io
 import logging
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +16,7 @@ from foley.blocks import rechunk
 from foley.errors import AudioError, MediaError
 from foley.files import atomic_output
 from foley.io._base import (
+    remembered_per_file,
     _AUDIO_FILES, _LAYOUTS, AudioLike, PathLike, _audio_blocks, _check_audio, _check_complete, _check_finite,
     _check_rate, _check_reached, _check_unfinished, _declared_end, _decode_errors, _first, _media_errors, _open_input,
 )
@@ -37,32 +36,18 @@ class AudioInfo:
     duration: float | None  # seconds: the stream's, else the container's (an estimate), else None
 
 
+@remembered_per_file
 def probe_audio(path: PathLike) -> AudioInfo:
     """Sample rate, channels and duration of a file's first audio stream, from its headers; decodes nothing.
 
     The duration is the stream's when the header gives it (WAV, FLAC, MP4), else the container's
     (an estimate for some formats, e.g. MP3 without a Xing header), else None. `audio_duration`
-    counts decoded samples instead.
+    counts decoded samples instead. Remembered while the file is unchanged (`remembered_per_file`).
 
     Raises:
         MediaError: missing file, not media, no audio stream, or less audio than the headers state (a
             truncated file; checked by reading the last packets).
     """
-    try:
-        st = os.stat(path)
-    except OSError:
-        return _probe_audio(path)  # (its error, said by the opener)
-    return _probe_audio_cached(os.fspath(path), st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=32)
-def _probe_audio_cached(path: str, inode: int, size: int, mtime_ns: int) -> AudioInfo:
-    """`probe_audio` remembered while the file is unchanged (a job streams its input several times); a
-    failure is not remembered, so it is said again."""
-    return _probe_audio(path)
-
-
-def _probe_audio(path: PathLike) -> AudioInfo:
     with _open_input(path) as container:
         stream = _first(container.streams.audio, path, "audio", "pass an audio or video file with sound")
         if stream.duration and stream.time_base:

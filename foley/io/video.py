@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
-import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ import numpy as np
 from foley.errors import MediaError
 from foley.files import atomic_output
 from foley.io._base import (
+    remembered_per_file,
     AAC_RATE, AudioLike, PathLike, _check_complete, _check_rate, _check_reached, _container_format, _declared_end,
     _decode_errors, _first, _media_errors, _nominal_step, _open_input, _open_output,
 )
@@ -43,6 +42,7 @@ class VideoInfo:
     variable_frame_rate: bool  # best effort: frame steps differ by more than timestamp rounding
 
 
+@remembered_per_file
 def probe(path: PathLike) -> VideoInfo:
     """Read a video's stream parameters; demuxes a few hundred packets, decodes nothing. Remembered for a
     file that has not changed (same inode, size and modification time): a job probes its input often.
@@ -51,19 +51,6 @@ def probe(path: PathLike) -> VideoInfo:
         MediaError: missing file, not media, no video stream, no frames, or fewer frames than the headers
             state (a truncated file; checked by reading the last packets).
     """
-    try:
-        st = os.stat(path)
-    except OSError:
-        return _probe(path)  # (its error, said by the opener)
-    return _probe_cached(os.fspath(path), st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=32)
-def _probe_cached(path: str, inode: int, size: int, mtime_ns: int) -> VideoInfo:
-    return _probe(path)
-
-
-def _probe(path: PathLike) -> VideoInfo:
     with _open_input(path) as container:
         stream = _first(container.streams.video, path, "video", "pass a video file (.mp4, .mov, .mkv, ...)")
         pts = _packet_pts(container, stream, _PTS_SCAN)

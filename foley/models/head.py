@@ -18,7 +18,6 @@ Latents are per-channel normalised by the caller (unit scale), so sigma_data = 1
 """
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
@@ -91,13 +90,15 @@ class DiffusionHead(nn.Module):
             self._noise_cache = (key, feats)
         return feats
 
+    def scalings(self, s):  # noqa: ANN001, ANN201 - a float or a tensor of sigmas, and the same back
+        """EDM's (c_skip, c_out, c_in) at noise level(s) s."""
+        sd = self.sigma_data
+        norm = (s * s + sd * sd) ** 0.5
+        return sd * sd / (norm * norm), s * sd / norm, 1 / norm
+
     def denoise(self, x: Tensor, sigma: Tensor, z: Tensor) -> Tensor:
         """D(x; sigma | z) with EDM preconditioning; exactly x where sigma = 0 (the consistency boundary)."""
-        sd = self.sigma_data
-        s = sigma[:, None]
-        c_skip = sd ** 2 / (s ** 2 + sd ** 2)
-        c_out = s * sd / (s ** 2 + sd ** 2).sqrt()
-        c_in = 1 / (s ** 2 + sd ** 2).sqrt()
+        c_skip, c_out, c_in = self.scalings(sigma[:, None])
         c_noise = sigma.clamp_min(1e-12).log() / 4
         return c_skip * x + c_out * self.net(c_in * x, c_noise, z)
 
@@ -152,11 +153,9 @@ class DiffusionHead(nn.Module):
         # the features of each noise level (the sigmas are fixed, so they are kept between frames)
         zc = self.z_in(torch.cat([z, z_null]) if guided else z)
         tc = self._noise_features(tuple(float(s) for s in sigmas), z.device)
-        sd2 = self.sigma_data ** 2
 
-        def d(x: Tensor, i: int) -> Tensor:  # D(x; sigmas[i] | z), EDM preconditioning as in `denoise`
-            s = sigmas[i]
-            c_skip, c_out, c_in = sd2 / (s * s + sd2), s * self.sigma_data / math.sqrt(s * s + sd2), 1 / math.sqrt(s * s + sd2)
+        def d(x: Tensor, i: int) -> Tensor:  # D(x; sigmas[i] | z), as `denoise` (scalings on Python floats)
+            c_skip, c_out, c_in = self.scalings(float(sigmas[i]))
             xx = torch.cat([x, x]) if guided else x
             out = c_skip * xx + c_out * self._features(c_in * xx, tc[i] + zc)
             if not guided:

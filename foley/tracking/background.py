@@ -100,17 +100,21 @@ class Background:
         ok = np.ones((h, w), bool)
         for t in self.into_now:  # where every past frame had pixels (the newest's: the median is kept in its frame)
             m = (into_image @ t)[:2]
-            if np.abs(m - _EYE23).max() > 1e-3:
+            if not _is_identity(m):
                 ok &= valid_after_warp(m, w, h)
         return d, ok
 
 
+def _is_identity(m: np.ndarray) -> bool:
+    """Whether a (2, 3) affine map moves no pixel by more than rounding (np.allclose costs ten times as much)."""
+    return bool(np.abs(np.asarray(m, np.float32) - _EYE23).max() <= 1e-3)
+
+
 def _warped(img: np.ndarray, m: np.ndarray, w: int, h: int) -> np.ndarray:
     """img carried by the (2, 3) affine m into a (w, h) frame; img itself where m is the identity."""
-    m = np.asarray(m, np.float32)
-    if np.abs(m - _EYE23).max() <= 1e-3:  # (np.allclose costs ten times as much)
+    if _is_identity(m):
         return img
-    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(img, np.asarray(m, np.float32), (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _channel_max(d: np.ndarray) -> np.ndarray:

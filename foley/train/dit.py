@@ -103,6 +103,7 @@ class DitTask(NoAux):
         self.clap = load_clap(tc.clap or None)
         self.train_cache: Cache | None = None
         self.val_cache: Cache | None = None
+        self.device: torch.device | None = None  # where `prepare` put the training pool
 
     def config(self) -> DitTaskConfig:
         return self.tc
@@ -119,7 +120,7 @@ class DitTask(NoAux):
         return model
 
     def prepare(self, device: torch.device, rank: int) -> None:
-        if getattr(self, "device", None) == device:
+        if self.device == device:
             return  # prepared already (a task object reused for several runs)
         self.device = device
         if self.train_cache is None:

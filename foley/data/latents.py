@@ -147,27 +147,27 @@ def _encoded_part(span: tuple[int, int]) -> dict[str, list]:
 
 
 def _batches(clips: Iterable[SourceClip], codec, mel, size: int, batch: int,  # noqa: ANN001
-             workers: int) -> Iterator[tuple[int, dict[str, list]]]:
-    """(clips in it, encoded batch), in order: world clips made and encoded by `workers` processes side by side
-    (each clip is a function of its index, so the cache is the same), any other source in this process."""
+             workers: int) -> Iterator[dict[str, list]]:
+    """Encoded batches, in order: world clips made and encoded by `workers` processes side by side (each clip
+    is a function of its index, so the cache is the same), any other source in this process."""
     if workers > 1 and isinstance(clips, WorldClips) and len(clips) > batch:
         import multiprocessing as mp
 
         _WORKER.update(clips=clips, codec=codec, mel=mel, size=size)
-        spans = [(a, min(a + batch, len(clips))) for a in range(0, len(clips), batch)]
-        with mp.get_context("fork").Pool(workers) as pool:
-            for (a, b), part in zip(spans, pool.imap(_encoded_part, spans)):
-                yield b - a, part
-        _WORKER.clear()
+        try:
+            with mp.get_context("fork").Pool(workers) as pool:
+                yield from pool.imap(_encoded_part, [(a, a + batch) for a in range(0, len(clips), batch)])
+        finally:
+            _WORKER.clear()
         return
     pending: list[SourceClip] = []
     for clip in clips:
         pending.append(clip)
         if len(pending) == batch:
-            yield len(pending), _encoded(pending, codec, mel, size)
+            yield _encoded(pending, codec, mel, size)
             pending = []
     if pending:
-        yield len(pending), _encoded(pending, codec, mel, size)
+        yield _encoded(pending, codec, mel, size)
 
 
 def build_cache(clips: Iterable[SourceClip], codec, path: str | os.PathLike, size: int = 32,  # noqa: ANN001
@@ -185,14 +185,14 @@ def build_cache(clips: Iterable[SourceClip], codec, path: str | os.PathLike, siz
     parts: dict[str, list] = {k: [] for k in ("frames", "mel", "keys", "captions", "classes", "events", "track_x")}
     lat: dict[str, list] = {}
     with tqdm(total=total if total is not None else getattr(clips, "n", None), desc="encode clips") as bar:
-        for count, enc in _batches(clips, codec, mel, size, batch, workers):
+        for enc in _batches(clips, codec, mel, size, batch, workers):
             for m, z in enc["latents"].items():
                 lat.setdefault(m, []).append(z)
             for k in ("frames", "mel"):
                 parts[k].append(enc[k])
             for k in ("keys", "captions", "classes", "events", "track_x"):
                 parts[k].extend(enc[k])
-            bar.update(count)
+            bar.update(len(enc["keys"]))
     if not parts["keys"]:
         raise FoleyError("no clips to cache")
     t = min(z.shape[-1] for z in lat["objaware"])

@@ -44,8 +44,8 @@ class FollowConfig:
     max_mass_ratio: float = 2.5  # ... if their sizes agree within this factor
     appearance_weight: float = 0.5  # cost of wholly different colours, in association radii
     max_colour_distance: float = 0.6  # fragments whose colours differ more are never joined
-    max_join_speed_frac: float = 0.08  # a fragment faster than this (frame widths per frame) and 4x faster than
-    # the fragment it would join is not the same object (rain streaks darting about, then the ball)
+    max_dart_frac: float = 0.08  # a track's first steps faster than this (frame widths per frame) and 4x its
+    # median speed are not its object (rain streaks darting about before the ball): `_steady_head` drops them
     continue_by_look: bool = True  # follow a found object by appearance where motion loses it
     backfill_s: float = 4.0  # ... and back in time, over the frames before motion found it
     min_travel_frac: float = 0.08  # a track motion never saw must travel this far (frame widths)
@@ -252,12 +252,12 @@ class Follower:
         """The tracklet without a darting start: before an object comes into view a tracklet can latch onto
         noise (rain streaks, flicker) that jumps about, then onto the object as it appears, its wide gate
         set by those jumps. Within its first second (at most a quarter of it), everything up to the last
-        step faster than `max_join_speed_frac` frame widths a frame and 4x its median speed is dropped."""
+        step faster than `max_dart_frac` frame widths a frame and 4x its median speed is dropped."""
         if len(t.frames) < 8:
             return t
         pts, frames = np.array(t.points), np.array(t.frames)
         steps = np.linalg.norm(np.diff(pts, axis=0), axis=1) / np.diff(frames)  # (P - 1,) pixels per frame
-        limit = max(self.cfg.max_join_speed_frac * self.w, 4 * float(np.median(steps)))
+        limit = max(self.cfg.max_dart_frac * self.w, 4 * float(np.median(steps)))
         head = min(len(steps) // 4, int(round(self.fps)))
         fast = np.nonzero(steps[:head] > limit)[0]
         if len(fast) == 0:
@@ -322,9 +322,6 @@ class Follower:
                 size = math.sqrt(min(mass[i], mass[j]) * self.w * self.h)  # pixels: a big object's centroid
                 reach = self.gate + max(speed[i], speed[j]) * gap + 0.5 * size  # shifts with what is seen of it
                 dist = float(np.linalg.norm(b.points[0] - end))
-                fast, slow = max(speed[i], speed[j]), min(speed[i], speed[j])
-                if fast > self.cfg.max_join_speed_frac * self.w and fast > 4 * slow:
-                    continue  # a streak of rain or a flicker, darting about, is not the steady object it meets
                 if ratio <= self.cfg.max_mass_ratio and dist <= reach and colour <= self.cfg.max_colour_distance:
                     links.append((dist / reach + colour + 0.5 * gap / self.fps, i, j))  # sooner is likelier
         return links

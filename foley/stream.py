@@ -62,7 +62,6 @@ class Reactor:
         self.hop, self.fps, self.sr = self.codec.cfg.hop, self.codec.cfg.fps, self.codec.cfg.sr
         self.state = self.net.start(1, cfg, seed)
         self._stack = contextlib.ExitStack()
-        self._stack.enter_context(torch.inference_mode())
         self._stack.enter_context(self.codec.streaming())
         self.shape: tuple[int, ...] | None = None
         self.frames = 0
@@ -79,11 +78,12 @@ class Reactor:
         elif frame.shape != self.shape:
             raise StreamError(f"frame {self.frames} is {frame.shape[1]}x{frame.shape[0]}, but the stream started at "
                               f"{self.shape[1]}x{self.shape[0]}: a stream keeps one frame size")
-        f = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None, None]  # (1, 1, 3, H, W)
-        f = resize_frames(f, self.net.cfg.frame_size)[:, 0].to(self.device)
-        x = self.net.step(self.state, f, self.nfe, self.mode, self.ntk)  # (1, C)
-        self.frames += 1
-        return self.codec.decode(x[:, :, None])[0].cpu().numpy()  # (2, hop)
+        with torch.inference_mode():  # per call: a live Reactor leaves the caller's autograd state alone
+            f = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None, None]  # (1, 1, 3, H, W)
+            f = resize_frames(f, self.net.cfg.frame_size)[:, 0].to(self.device)
+            x = self.net.step(self.state, f, self.nfe, self.mode, self.ntk)  # (1, C)
+            self.frames += 1
+            return self.codec.decode(x[:, :, None])[0].cpu().numpy()  # (2, hop)
 
     def close(self) -> None:
         self._stack.close()

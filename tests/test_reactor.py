@@ -71,7 +71,7 @@ def test_the_kv_cache_never_holds_more_than_the_window():
     st = m.start(1, 2.0)
     for f in clips(1, 40)[0]:
         m.step(st, f[None], 1)
-    assert all(c["k"].shape[2] <= SMALL.window and c["k"].shape[0] == 2 for c in st.caches)
+    assert all(len(c) <= SMALL.window and c.keys().shape[0] == 2 for c in st.caches)
     assert st.pos == 80
 
 
@@ -94,8 +94,8 @@ def test_edm_denoiser_is_the_identity_at_zero_noise_and_samplers_use_their_budge
     x, z = torch.randn(5, 4), torch.randn(5, 8)
     assert torch.allclose(h.denoise(x, torch.zeros(5), z), x)
     calls = []
-    real = h._features  # the network F, whatever preconditioning surrounds it
-    h._features = lambda *a: calls.append(1) or real(*a)
+    real = h._body  # the network F's body (its adaLN precomputed), whatever preconditioning surrounds it
+    h._body = lambda *a: calls.append(1) or real(*a)
     for nfe in (1, 4):
         for mode in ("diffusion", "consistency"):
             calls.clear()
@@ -262,3 +262,24 @@ def test_sampling_equals_evaluating_the_preconditioned_denoiser_and_follows_new_
         h.t_in[0].weight.mul_(1.5)  # an in-place update, as an optimiser step makes
         after = h.sample(z, noise, 4, "consistency", 3.0, zn, torch.Generator().manual_seed(1))
         assert not torch.allclose(before, after) and torch.allclose(after, by_hand(3.0), atol=1e-5)
+
+
+def test_the_kv_cache_keeps_exactly_the_visible_keys_of_a_growing_stream():
+    """Against a plain concatenation: 1 or 2 tokens per step, well past the buffer's capacity (it compacts)."""
+    from foley.models.layers import KVCache
+
+    cache, ks, ps, pos, window = KVCache(), [], [], 0, 7
+    g = torch.Generator().manual_seed(0)
+    for step in range(60):
+        n = 1 + step % 2
+        k = torch.randn(2, 3, n, 4, generator=g)
+        p = torch.arange(pos, pos + n)
+        ks.append(k)
+        ps.append(p)
+        keys, values, kpos = cache.append(k, -k, p, window)
+        all_k, all_p = torch.cat(ks, 2), torch.cat(ps)
+        seen = all_p > p[0] - window  # every key the first new token may still see (the mask trims the rest)
+        assert torch.equal(kpos, all_p[-len(kpos):]) and torch.equal(keys, all_k[:, :, -len(kpos):])
+        assert torch.equal(values, -keys) and int(seen[-len(kpos):].sum()) == int(seen.sum())  # none missing
+        assert len(cache) == int((all_p > p[-1] - window).sum())  # kept: what the next token can see
+        pos += n

@@ -51,6 +51,22 @@ def test_pushed_audio_equals_the_offline_decode_of_the_offline_run(ckpt):
     assert np.abs(offline).max() > 1e-4
 
 
+def test_a_live_reactor_leaves_the_callers_autograd_alone_and_a_second_one_loads_beside_it(ckpt):
+    """A Reactor used to hold torch.inference_mode open from construction to close(): every tensor the caller made
+    meanwhile was an inference tensor, and a second Reactor's weights could not be version-tracked (crash)."""
+    fr = frames_of(3)
+    first = Reactor(ckpt, nfe=2, cfg=2.0, seed=1)
+    a = [first.push(f) for f in fr]
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+    assert torch.ones(2, requires_grad=True).sum().requires_grad
+    with Reactor(ckpt, nfe=2, cfg=2.0, seed=1) as second:  # same seed, same frames, same audio
+        b = [second.push(f) for f in fr]
+    first.close()
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    with torch.inference_mode(), Reactor(ckpt, nfe=2, cfg=2.0, seed=1) as third:  # weights loaded as inference tensors
+        assert np.array_equal(third.push(fr[0]), a[0])
+
+
 def test_a_frame_of_another_size_mid_stream_is_refused(ckpt):
     with Reactor(ckpt) as r:
         r.push(frames_of(1)[0])

@@ -43,7 +43,11 @@ class ResBlock(nn.Module):
         nn.init.zeros_(self.ada[-1].bias)
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
-        shift, scale, gate = self.ada(c).chunk(3, dim=-1)
+        return self.apply(x, self.ada(c).chunk(3, dim=-1))
+
+    def apply(self, x: Tensor, mod: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+        """The block with its adaLN (shift, scale, gate) already computed from the condition."""
+        shift, scale, gate = mod
         return x + gate * self.mlp(self.norm(x) * (1 + scale) + shift)
 
 
@@ -71,16 +75,24 @@ class DiffusionHead(nn.Module):
 
     def _features(self, x: Tensor, c: Tensor) -> Tensor:
         """F's body from its input x and its adaLN condition c (noise-level features + condition features)."""
+        return self._body(x, self._modulations(c))
+
+    def _modulations(self, c: Tensor) -> list[tuple[Tensor, ...]]:
+        """Every adaLN (shift, scale[, gate]) of F under conditions c (..., W): they depend on c alone, not on x,
+        so a sampler computes them for all its noise levels in one batch (each weight read once per frame)."""
+        return [blk.ada(c).chunk(3, dim=-1) for blk in self.blocks] + [self.ada_out(c).chunk(2, dim=-1)]
+
+    def _body(self, x: Tensor, mods: list[tuple[Tensor, ...]]) -> Tensor:
         h = self.x_in(x)
-        for blk in self.blocks:
-            h = blk(h, c)
-        shift, scale = self.ada_out(c).chunk(2, dim=-1)
+        for blk, mod in zip(self.blocks, mods):
+            h = blk.apply(h, mod)
+        shift, scale = mods[-1]
         return self.out(self.norm(h) * (1 + scale) + shift)
 
     def _noise_features(self, sigmas: tuple[float, ...], device: torch.device) -> Tensor:
         """(len(sigmas), W) noise-level features of fixed sigmas, in one pass; kept between frames while the
         weights are unchanged (their in-place version counters) and no gradient is wanted."""
-        key = (sigmas, str(device), tuple(p._version for p in self.t_in.parameters()))
+        key = (sigmas, str(device), tuple(_version(p) for p in self.t_in.parameters()))
         cached = getattr(self, "_noise_cache", None)
         if cached is not None and cached[0] == key and not torch.is_grad_enabled():
             return cached[1]
@@ -153,11 +165,12 @@ class DiffusionHead(nn.Module):
         # the features of each noise level (the sigmas are fixed, so they are kept between frames)
         zc = self.z_in(torch.cat([z, z_null]) if guided else z)
         tc = self._noise_features(tuple(float(s) for s in sigmas), z.device)
+        mods = self._modulations(tc[:, None] + zc[None])  # (levels, N, .) each: every level's adaLN in one batch
 
         def d(x: Tensor, i: int) -> Tensor:  # D(x; sigmas[i] | z), as `denoise` (scalings on Python floats)
             c_skip, c_out, c_in = self.scalings(float(sigmas[i]))
             xx = torch.cat([x, x]) if guided else x
-            out = c_skip * xx + c_out * self._features(c_in * xx, tc[i] + zc)
+            out = c_skip * xx + c_out * self._body(c_in * xx, [tuple(m[i] for m in mod) for mod in mods])
             if not guided:
                 return out
             c, u = out.chunk(2)
@@ -174,6 +187,12 @@ class DiffusionHead(nn.Module):
             den = d(x, i)
             x = x + (s_next - s) * (x - den) / s  # Euler on the probability-flow ODE; the last step lands on D
         return x
+
+
+def _version(p: Tensor) -> int:
+    """A parameter's in-place version counter; an inference tensor (weights loaded under `torch.inference_mode`)
+    has none and cannot be trained, so it counts as unchanged."""
+    return -1 if p.is_inference() else p._version
 
 
 def karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> tuple[float, ...]:

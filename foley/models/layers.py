@@ -118,6 +118,52 @@ def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
 
 
+class KVCache:
+    """One attention layer's keys and values of a stream, in preallocated buffers (no copy of the whole cache per
+    token): new keys are written after the kept ones; when the buffer is full the kept ones (at most a window)
+    move to its front, once every `capacity - window` tokens."""
+
+    def __init__(self) -> None:
+        self.k: Tensor | None = None
+        self.v: Tensor | None = None
+        self.pos: Tensor | None = None
+        self.start = self.end = 0
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def keys(self) -> Tensor:
+        """(B, H, S, d) the kept keys (a view)."""
+        return self.k[:, :, self.start:self.end] if self.k is not None else torch.empty(0)
+
+    def append(self, k: Tensor, v: Tensor, pos: Tensor, window: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Add (B, H, L, d) keys and values at positions pos (L,); -> every key, value and position the new tokens
+        may attend to (views), after which only what a later token can still see is kept."""
+        n = k.shape[2]
+        if self.k is None or self.k.shape[:2] != k.shape[:2] or self.k.shape[3] != k.shape[3]:
+            cap = 2 * window + n
+            self.k, self.v = k.new_empty(*k.shape[:2], cap, k.shape[3]), v.new_empty(*v.shape[:2], cap, v.shape[3])
+            self.pos = pos.new_empty(cap)
+            self.start = self.end = 0
+        if self.end + n > self.k.shape[2]:  # move the kept keys to the front (grow if they still do not fit)
+            kept = len(self)
+            cap = max(self.k.shape[2], kept + n)
+            s, e = self.start, self.end
+            k_old, v_old, p_old = self.k[:, :, s:e].clone(), self.v[:, :, s:e].clone(), self.pos[s:e].clone()
+            if cap > self.k.shape[2]:
+                self.k, self.v = self.k.new_empty(*self.k.shape[:2], cap, self.k.shape[3]), self.v.new_empty(
+                    *self.v.shape[:2], cap, self.v.shape[3])
+                self.pos = self.pos.new_empty(cap)
+            self.k[:, :, :kept], self.v[:, :, :kept], self.pos[:kept] = k_old, v_old, p_old
+            self.start, self.end = 0, kept
+        e = self.end + n
+        self.k[:, :, self.end:e], self.v[:, :, self.end:e], self.pos[self.end:e] = k, v, pos
+        self.end = e
+        keys, values, kpos = self.k[:, :, self.start:e], self.v[:, :, self.start:e], self.pos[self.start:e]
+        self.start = e - int((kpos > pos[-1] - window).sum())  # positions grow: the newest keys stay visible
+        return keys, values, kpos
+
+
 class RotaryBlock(nn.Module):
     """RMSNorm -> attention -> residual; RMSNorm -> SwiGLU -> residual (the reactor's block, and the tokenizers').
 
@@ -132,19 +178,16 @@ class RotaryBlock(nn.Module):
         self.proj = nn.Linear(width, width, bias=False)
         self.mlp = GatedMLP(width)
 
-    def forward(self, x: Tensor, pos: Tensor, window: int, rope: tuple[Tensor, Tensor], cache: dict | None = None) -> Tensor:
-        """x (B, L, W) at positions pos (L,) with their rotary tables; `cache` {"k", "v", "pos"} grows with these
-        tokens (then keeps what the next token can still see)."""
+    def forward(self, x: Tensor, pos: Tensor, window: int, rope: tuple[Tensor, Tensor],
+                cache: "KVCache | None" = None) -> Tensor:
+        """x (B, L, W) at positions pos (L,) with their rotary tables; `cache` grows with these tokens (then keeps
+        what the next token can still see)."""
         b, n, w = x.shape
         q, k, v = self.qkv(self.n1(x)).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # (B, H, L, d) each
         q, k = rotate(q, *rope), rotate(k, *rope)
         kpos = pos
         if cache is not None:
-            if "k" in cache:
-                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
-                kpos = torch.cat([cache["pos"], pos])
-            n_keep = int((kpos > pos[-1] - window).sum())  # what the next token can still see: the newest keys
-            cache["k"], cache["v"], cache["pos"] = k[:, :, -n_keep:], v[:, :, -n_keep:], kpos[-n_keep:]
+            k, v, kpos = cache.append(k, v, pos, window)
         mask = (kpos[None] <= pos[:, None]) & (pos[:, None] - kpos[None] < window)  # (L, S)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         x = x + self.proj(y.transpose(1, 2).reshape(b, n, w))

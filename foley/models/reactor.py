@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from foley.models.head import DiffusionHead, Mode
-from foley.models.layers import RMSNorm, RotaryBlock, rope_base, rope_tables
+from foley.models.layers import KVCache, RMSNorm, RotaryBlock, rope_base, rope_tables
 from foley.models.video import frame_stack
 
 
@@ -116,7 +116,7 @@ class Objective:
 class StreamState:
     """What a stream carries between frames: KV caches, the position, the previous frame and latent."""
 
-    caches: list[dict]
+    caches: list[KVCache]
     batch: int
     cfg: float
     pos: int = 0
@@ -168,7 +168,7 @@ class ReactorNet(nn.Module):
             v = torch.where(drop[:, None, None], self.null_video.expand_as(v), v)
         return v + self.kind[0]
 
-    def trunk(self, h: Tensor, pos: Tensor, caches: list[dict] | None = None, ntk: float = 1.0) -> Tensor:
+    def trunk(self, h: Tensor, pos: Tensor, caches: list[KVCache] | None = None, ntk: float = 1.0) -> Tensor:
         d = self.cfg.width // self.cfg.heads
         rope = rope_tables(pos, d, rope_base(self.cfg.rope_base, d, ntk), h.dtype)
         window = int(self.cfg.window * ntk)
@@ -199,7 +199,7 @@ class ReactorNet(nn.Module):
 
     def start(self, batch: int = 1, cfg: float = 1.0, seed: int = 0) -> StreamState:
         """A fresh stream of `batch` parallel sequences (twice that with CFG: the null-video stream rides along)."""
-        return StreamState([{} for _ in self.blocks], batch, cfg, generator=torch.Generator().manual_seed(seed))
+        return StreamState([KVCache() for _ in self.blocks], batch, cfg, generator=torch.Generator().manual_seed(seed))
 
     @torch.no_grad()
     def step(self, st: StreamState, frame: Tensor, nfe: int = 4, mode: Mode = "consistency", ntk: float = 1.0) -> Tensor:

@@ -79,6 +79,8 @@ def peak_mib(argv: list[str]) -> tuple[float, float]:
 
 
 def main() -> None:
+    from foley.models.codec import OFFLINE_CHECKPOINT
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--short", type=float, default=30.0, help="seconds of the short inputs (default 30)")
     p.add_argument("--long", type=float, default=600.0, help="seconds of the long inputs (default 600)")
@@ -90,12 +92,14 @@ def main() -> None:
         work = Path(a.work or tmp)
         work.mkdir(parents=True, exist_ok=True)
         rows = []
-        for verb in ("codec roundtrip", "spatialize"):
+        for verb in ("codec roundtrip", "codec roundtrip (offline codec)", "spatialize"):
             got = {}
             for seconds in (a.short, a.long):
                 f = make_inputs(work, seconds)
-                if verb == "codec roundtrip":
+                if verb.startswith("codec roundtrip"):
                     argv = ["codec", "roundtrip", str(f["stereo"]), str(work / f"roundtrip_{seconds:g}s.wav")]
+                    if "offline" in verb:
+                        argv += ["--checkpoint", str(OFFLINE_CHECKPOINT)]
                 else:
                     argv = ["spatialize", str(f["video"]), "--audio", str(f["mono"]), "-o",
                             str(work / f"spatialized_{seconds:g}s.mp4")]

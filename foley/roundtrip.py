@@ -1,24 +1,18 @@
 """Audio files through the codec: `roundtrip(IN, OUT)` (what `foley codec roundtrip` runs), `codec_blocks` and
 `codec_audio`.
 
-`roundtrip` streams with the causal codecs (the default, `foley/checkpoints/codec_tiny.pt`): the input is
-read in blocks (`foley.io.iter_audio`), run through the codec in streaming mode a chunk of `CHUNK_FRAMES`
-latent frames at a time, and written block by block, so memory stays flat in the input's length. The
-causal codec in streaming mode gives the same samples as on the whole clip (float tolerance), so the
-output is that of a whole-clip roundtrip. The passes:
+`roundtrip` streams: the input is read in blocks (`foley.io.iter_audio`), run through the codec a chunk of
+`CHUNK_FRAMES` latent frames at a time, and written block by block, so memory stays flat in the input's
+length. The causal codecs (the default, `foley/checkpoints/codec_tiny.pt`) run in their streaming mode; the
+offline ones (e.g. `foley/checkpoints/codec_tiny_offline.pt`), which look ahead and carry state along the clip,
+run in overlapping chunks with their state handed on (`foley.models.codec_chunks`). Either way the output is
+that of a whole-clip roundtrip within float rounding. The passes:
 
 1. read the input once: NaN/inf and empty input raise before anything is written; its length, clipped
    and non-zero samples, Stereo-Score and per-frame channel energies (for the pan error) are summed up;
 2. read it again through the codec into OUT, measuring the reconstruction the same way;
 3. only when the reconstruction peaks above 1: that write is dropped (nothing reaches OUT) and the codec
    runs once more, scaled by the one gain 0.99 / peak that the whole-clip roundtrip applies.
-
-Non-causal (offline) codecs, e.g. `foley/checkpoints/codec_tiny_offline.pt`, are run on the whole clip, as
-before, and their memory grows with the input's length. They look ahead (every temporal convolution one
-latent frame each side, five of them, and the tonal analysis about 19 ms), and carry state over the whole
-clip (the held pitch, the phases of the sinusoids, the frame index of the noise phases): overlapping chunks
-would change the output, and streaming them with look-ahead would need a delayed streaming mode in the
-codec itself. Use the causal default for long files; a long input with an offline codec warns.
 """
 from __future__ import annotations
 
@@ -32,10 +26,10 @@ import torch
 
 from foley.blocks import rechunk
 from foley.errors import AudioError, MediaError
+from foley.models.codec_chunks import offline_blocks
 
 log = logging.getLogger("foley")
-CHUNK_FRAMES = 250  # causal codecs stream in chunks of 250 latent frames (10 s at 25 fps): streaming == batch
-OFFLINE_WARN_SECONDS = 300.0  # an offline codec on a longer input warns that memory grows with the length
+CHUNK_FRAMES = 250  # codecs stream in chunks of 250 latent frames (10 s at 25 fps): streaming == batch
 
 
 @dataclass(frozen=True)
@@ -156,8 +150,8 @@ def roundtrip(in_path: str | Path, out_path: str | Path, checkpoint: str | Path 
     """Encode and decode any audio (or video's audio) file with the codec; write 48 kHz stereo WAV/FLAC.
 
     Other rates are resampled and mono is upmixed, with a warning. Silent input gives silent output.
-    Causal codecs stream (memory flat in the input's length); offline ones take the whole clip: see the
-    module's docstring. `chunk_frames`: latent frames per streamed chunk (the output depends on it only
+    Memory stays flat in the input's length, with causal and offline codecs alike: see the module's
+    docstring. `chunk_frames`: latent frames per streamed chunk (the output depends on it only
     within float rounding; the default gives the samples of the former whole-clip roundtrip exactly).
     """
     from foley import io
@@ -181,22 +175,11 @@ def roundtrip(in_path: str | Path, out_path: str | Path, checkpoint: str | Path 
         return io.iter_audio(in_path, sr=sr, channels=2, block=block)
 
     x = _Measure(hop)
-    render: Callable[[], Iterable[np.ndarray]]
-    if cfg.causal:
-        for b in read():
-            x.add(b)
-        _warn_clipped_input(x, in_path)
-        render = lambda: codec_blocks(codec, read(), chunk_frames)  # noqa: E731
-    else:
-        if info.duration and info.duration > OFFLINE_WARN_SECONDS:
-            log.warning("%s is %.0f s long: the offline (non-causal) codec takes it whole, in memory that grows "
-                        "with the length; the causal default codec streams", in_path, info.duration)
-        whole = io.read_audio(in_path, sr=sr, channels=2)  # (2, N) float32
-        x.add(whole)
-        _warn_clipped_input(x, in_path)
-        y = codec_audio(codec, whole) if x.nonzero else None
-        del whole
-        render = lambda: [y]  # noqa: E731
+    for b in read():
+        x.add(b)
+    _warn_clipped_input(x, in_path)
+    stream = codec_blocks if cfg.causal else offline_blocks
+    render: Callable[[], Iterable[np.ndarray]] = lambda: stream(codec, read(), chunk_frames)  # noqa: E731
     if not x.nonzero:
         log.warning("%s is silent: the roundtrip is silent too", in_path)
         render = lambda: (np.zeros((2, min(block, x.n - i)), np.float32) for i in range(0, x.n, block))  # noqa: E731

@@ -191,10 +191,50 @@ def test_streamed_roundtrip_equals_the_whole_clip_for_the_causal_codec(tmp_path,
     assert r.stereo_score_out == pytest.approx(stereo_score(refd), abs=1e-6)
 
 
+def _gated_tone(n):
+    """A gliding harmonic tone that stops and starts (the offline codec holds its pitch across the gaps and
+    continues the harmonics' phases from it), a burst of noise, and a short partial of its own."""
+    t = np.arange(n) / 48000
+    f = 220 * (1 + 0.3 * np.sin(2 * np.pi * 0.2 * t))
+    phase = 2 * np.pi * np.cumsum(f) / 48000
+    tone = sum(np.sin(k * phase) / k for k in range(1, 6)) * ((t % 1.3) < 0.8) * 0.15
+    x = np.stack([tone, 0.5 * tone]) + 0.05 * np.random.default_rng(7).standard_normal((2, n)) * ((t % 2) > 1.6)
+    x[:, (t > 2.0) & (t < 2.3)] += 0.3 * np.sin(2 * np.pi * 1234 * t[(t > 2.0) & (t < 2.3)])
+    return x.astype(np.float32)
+
+
+def test_streamed_roundtrip_equals_the_whole_clip_for_the_offline_codec(tmp_path):
+    """The shipped offline codec looks ahead and carries its held pitch and phases along the clip; run in
+    overlapping 7-frame chunks with that state handed on, it writes what one whole-clip encode/decode gives."""
+    n = 4 * 48000 + 777
+    x = _gated_tone(n)
+    src = _wav(tmp_path / "in.wav", x, 48000, "FLOAT")
+    rt.roundtrip(src, tmp_path / "out.wav", OFFLINE_CHECKPOINT, chunk_frames=7)
+    y = sf.read(tmp_path / "out.wav", always_2d=True, dtype="float32")[0].T
+    ref = _whole_clip(load_codec(OFFLINE_CHECKPOINT), x)
+    assert y.shape == x.shape and np.abs(ref).max() > 0.1 and np.abs(y - ref).max() < 2e-6
+
+
+def test_offline_chunks_need_the_held_pitch_handed_on(monkeypatch):
+    """Without the pitch held before a chunk (each chunk starting from the default), the phases of the harmonics
+    after a gap differ from the whole clip's: the hand-on is what makes chunks exact."""
+    from foley.models import codec_chunks
+
+    codec = load_codec(OFFLINE_CHECKPOINT)
+    x = _gated_tone(3 * 48000)
+    ref = _whole_clip(codec, x)
+    got = np.concatenate(list(codec_chunks.offline_blocks(codec, [x], 9)), -1)
+    assert np.abs(got - ref).max() < 2e-6
+    real = codec.measure
+    monkeypatch.setattr(codec, "measure", lambda a: (codec.tonal_analysis._streaming_state.pop("f0", None), real(a))[1])
+    broken = np.concatenate(list(codec_chunks.offline_blocks(codec, [x], 9)), -1)
+    assert np.abs(broken - ref).max() > 0.05
+
+
 @pytest.mark.parametrize("causal", [True, False])
 def test_roundtrip_output_is_as_long_as_the_input(tmp_path, causal):
     """Any length, below one latent frame, whole frames, one sample over, causal (streamed in 3-frame
-    chunks) or offline (whole clip): the output has the input's length."""
+    chunks) or offline (overlapping 3-frame chunks): the output has the input's length."""
     torch.manual_seed(0)
     path = tmp_path / "codec.pt"
     save_codec(path, Codec(CodecConfig(width=32, enc_blocks=1, dec_blocks=1, causal=causal)))
@@ -251,8 +291,10 @@ def _peak_mib(argv: list[str]) -> float:
 
 
 @pytest.mark.skipif(not __import__("pathlib").Path("/proc/self/status").exists(), reason="needs Linux /proc")
-def test_roundtrip_memory_is_flat_in_the_input_length(tmp_path):
-    """`foley codec roundtrip` of 120 s peaks under 1.3x the memory of 20 s (whole-clip it was 1.6x; 5x at 10 min)."""
+@pytest.mark.parametrize("checkpoint", [DEFAULT_CHECKPOINT, OFFLINE_CHECKPOINT], ids=["causal", "offline"])
+def test_roundtrip_memory_is_flat_in_the_input_length(tmp_path, checkpoint):
+    """`foley codec roundtrip` of 120 s peaks under 1.3x the memory of 20 s (whole-clip it was 1.6x; 5x at 10 min),
+    with the causal codec streaming and the offline one in overlapping chunks."""
     rng = np.random.default_rng(6)
     peaks = {}
     for seconds in (20, 120):
@@ -260,6 +302,7 @@ def test_roundtrip_memory_is_flat_in_the_input_length(tmp_path):
         with sf.SoundFile(src, "w", 48000, 2, subtype="PCM_16") as f:
             for _ in range(seconds // 10):
                 f.write(0.1 * rng.standard_normal((480000, 2)))
-        peaks[seconds] = _peak_mib(["codec", "roundtrip", str(src), str(tmp_path / f"out{seconds}.wav")])
+        peaks[seconds] = _peak_mib(["codec", "roundtrip", str(src), str(tmp_path / f"out{seconds}.wav"),
+                                    "--checkpoint", str(checkpoint)])
         assert sf.info(str(tmp_path / f"out{seconds}.wav")).frames == seconds * 48000
     assert peaks[120] < 1.3 * peaks[20], peaks

@@ -20,5 +20,6 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("input", help="any audio or video file with sound; resampled/upmixed to 48 kHz stereo")
     r.add_argument("output", help="output .wav or .flac")
     r.add_argument("--checkpoint", help="codec checkpoint (default: the shipped v2 causal foley/checkpoints/codec_tiny.pt, "
-                   "which streams in memory flat in the length; offline checkpoints take the whole clip)")
+                   "causal; offline checkpoints such as foley/checkpoints/codec_tiny_offline.pt run in overlapping chunks: memory "
+                   "stays flat in the length either way)")
     r.set_defaults(func=_cmd_roundtrip, reads=("input", "checkpoint"), writes=("output",))

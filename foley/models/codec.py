@@ -220,29 +220,44 @@ class Codec(StreamingModule):
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(B, 2, N) -> mean, logvar (B, T, Cs) of the spectral channels; measured cues (B, T, C - Cs): energy, pan,
         coherence per band, then (v2) log2 f0 per subframe, harmonic fractions, partial positions and shares."""
+        return self.measure(x)[:3]
+
+    def measure(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """`posterior`, and the held f0 (B, T, sub) in Hz exactly as the tonal analysis made it (None without the
+        tonal path): what a chunked run hands on to the next chunk."""
         x = self._pad(x)
         log_power, energy, pan, coherence = self.analysis(x)  # (B, T, sub, K), (B, T, nb) x 3
         feat = (log_power.flatten(2) - LOG_POWER_SHIFT) / LOG_POWER_SCALE  # (B, T, sub*K)
         mean, logvar = self.encoder(feat).chunk(2, -1)  # (B, T, Cs) each
         cues = [energy, pan, 2 * coherence - 1]
+        f0 = None
         if self.cfg.tonal:
             f0, harm, pos, share = self.tonal_analysis(x)  # (B, T, sub), (B, T, 8), (B, T, P) x 2
             cues += [torch.log2(f0 / F0_REF), 2 * harm - 1, 2 * pos - 1, 2 * share - 1]
-        return mean, logvar.clamp(-20.0, 10.0), torch.cat(cues, -1)
+        return mean, logvar.clamp(-20.0, 10.0), torch.cat(cues, -1), f0
 
     def render(self, spectral: Tensor, cues: Tensor) -> tuple[Tensor, Tensor]:
         """Raw latents (B, T, Cs), (B, T, 3 nb) -> (audio (B, 2, T*hop), log power (B, T, sub, K))."""
+        log_power = self.envelope(spectral, cues)
+        return self.synthesize(log_power, cues), log_power
+
+    def envelope(self, spectral: Tensor, cues: Tensor) -> Tensor:
+        """Raw latents -> the decoder's log power (B, T, sub, K), each frame's band energies set to its cue."""
         b, t, _ = spectral.shape
-        nb = self.cfg.stereo_bands
-        energy, pan, coherence = cues[..., : 3 * nb].float().chunk(3, -1)  # (B, T, nb) each
+        energy = cues[..., : self.cfg.stereo_bands].float()  # (B, T, nb)
         inp = torch.cat([spectral, (energy.to(spectral.dtype) - LOG_POWER_SHIFT) / LOG_POWER_SCALE], -1)
         log_power = self.decoder(inp).float().view(b, t, self.cfg.subframes, self.cfg.n_bins)
-        log_power = self.synthesis.set_band_energy(log_power * LOG_POWER_SCALE + LOG_POWER_SHIFT, energy)
+        return self.synthesis.set_band_energy(log_power * LOG_POWER_SCALE + LOG_POWER_SHIFT, energy)
+
+    def synthesize(self, log_power: Tensor, cues: Tensor) -> Tensor:
+        """Log power (B, T, sub, K) and the frames' raw cues -> stereo (B, 2, T*hop) (frame by frame: no look-ahead)."""
+        nb = self.cfg.stereo_bands
+        _, pan, coherence = cues[..., : 3 * nb].float().chunk(3, -1)  # (B, T, nb) each
         tonal = noise = None
         if self.cfg.tonal:
             f0, harm, pos, share = self.split_tonal(cues[..., 3 * nb:].float())
             tonal, noise = self.tonal_synthesis(log_power, f0, harm, pos, share)
-        return self.synthesis(log_power, pan, (coherence + 1) / 2, tonal, noise), log_power
+        return self.synthesis(log_power, pan, (coherence + 1) / 2, tonal, noise)
 
     def split_tonal(self, c: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Raw tonal channels (B, T, Ct) -> f0 Hz (B, T, sub), harmonic fraction, partial position, share in [0, 1]."""

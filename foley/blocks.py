@@ -1,13 +1,18 @@
-"""Streams of sample blocks: iterators of (C, k) arrays, read, rendered and written a piece at a time.
+"""Streams of sample blocks: iterators of (C, k) arrays, read, rendered and written a piece at a time; and
+`ahead`, which runs any stream's producer in a thread beside its consumer.
 
 Streaming readers, renderers and writers pass these instead of whole clips, so that memory stays
 flat in the clip's length. Blocks handed on may be views: consumers do not modify them in place.
 """
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+import queue
+import threading
+from typing import Iterable, Iterator, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 def rechunk(blocks: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
@@ -48,3 +53,47 @@ def fit_blocks(blocks: Iterable[np.ndarray], n: int, size: int, channels: int) -
         k = min(size, n - done)
         yield np.zeros((channels, k), np.float32)
         done += k
+
+
+def ahead(items: Iterator[T], depth: int) -> Iterator[T]:
+    """The same items, produced by a thread up to `depth` ahead (a decoder, a tracker's first stage): its errors
+    are raised here, in order, and `items` (its file, its work) is closed when the caller stops early. Work that
+    releases the GIL (FFmpeg, OpenCV, numpy) then runs on a second core beside the caller's."""
+    out: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+            put(("end", None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
+            put(("error", e))
+        finally:
+            close = getattr(items, "close", None)  # a generator: its own finally blocks run (files closed)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="foley-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = out.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()

@@ -38,7 +38,7 @@ def test_stopping_early_ends_the_decoder(clip):
 
 
 def test_a_decoding_error_reaches_the_caller_after_the_good_frames():
-    from foley.io.video import _decoded_ahead
+    from foley.blocks import ahead as _decoded_ahead
 
     closed = []
 

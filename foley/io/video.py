@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import queue
-import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterable, Iterator
@@ -13,6 +11,7 @@ import av
 import cv2
 import numpy as np
 
+from foley import blocks
 from foley.errors import MediaError
 from foley.files import atomic_output
 from foley.io._base import (
@@ -135,48 +134,7 @@ def iter_frames(path: PathLike, fps: float | None = None, size: tuple[int, int] 
     if size is not None and (len(size) != 2 or min(size) <= 0):
         raise MediaError(f"size must be (width, height) with positive values, got {size!r}")
     frames = _frames(path, rate, n_out, size)
-    return _decoded_ahead(frames, ahead) if ahead > 0 else frames
-
-
-def _decoded_ahead(frames: Iterator[np.ndarray], depth: int) -> Iterator[np.ndarray]:
-    """The same frames, decoded by a thread up to `depth` ahead; its errors are raised here, in order, and
-    the decoder (and its file) is closed when the caller stops early."""
-    out: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: tuple) -> bool:
-        while not stop.is_set():
-            try:
-                out.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for frame in frames:
-                if not put(("frame", frame)):
-                    return
-            put(("end", None))
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
-            put(("error", e))
-        finally:
-            frames.close()
-
-    worker = threading.Thread(target=produce, name="foley-decode", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, item = out.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join()
+    return blocks.ahead(frames, ahead) if ahead > 0 else frames
 
 
 def _frames(path: PathLike, fps: float, n_out: int, size: tuple[int, int] | None) -> Iterator[np.ndarray]:

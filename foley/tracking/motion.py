@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
 
+from foley.blocks import ahead
 from foley.errors import TrackError
 from foley.tracking.appearance import Look
 from foley.tracking.background import Background, to3x3, valid_after_warp
@@ -27,6 +28,7 @@ from foley.tracking.follow import Blob, Follower, FollowConfig
 from foley.tracks import Track, centroid_and_mass
 
 _IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)
+FRONT_AHEAD = 4  # frames the front stage may run ahead of the segmentation
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class _Frame:
     grey: np.ndarray
     image: np.ndarray
     k: int = 0  # its index in the video
+    width: int = 0  # the source frame's size
+    height: int = 0
 
 
 def track_motion(frames: Iterable[np.ndarray], fps: float, max_objects: int = 3,
@@ -89,26 +93,26 @@ def track_motion(frames: Iterable[np.ndarray], fps: float, max_objects: int = 3,
     window: list[_Frame] = []  # last three working frames of the current shot
     motions: list[np.ndarray] = []  # camera motion into each of those frames (2, 3)
     background = Background() if config.background else None
-    cuts = CutDetector() if config.cuts else None
     n, size = 0, None
     repeats: list[int] = []  # frames that repeat the one before (a low-rate source padded to a higher rate)
-    for frame in frames:
-        cur = _prepare(frame, config, size, n)
+    # the per-frame front (downscale, cut, repeat, camera motion) runs a few frames ahead in a thread: most of
+    # it is OpenCV, which releases the GIL, so it overlaps the segmentation of earlier frames on a second core
+    for cur, cut, repeat, motion in ahead(_front(iter(frames), config), FRONT_AHEAD):
         if size is None:
-            size = (frame.shape[1], frame.shape[0])
+            size = (cur.width, cur.height)
             follower = Follower(cur.grey.shape[1], cur.grey.shape[0], fps, follow)
-        if cuts is not None and cuts.is_cut(cur.image) and window:
+        if cut:
             follower.cut(n)
             window, motions = [], []
             if background is not None:
                 background.reset()
-        if window and _repeats(window[-1].grey, cur.grey) and repeats[-2:] != [n - 2, n - 1]:
-            repeats.append(n)  # a copy (at most 2 in a row: a still scene is no copy): differencing sees nothing
+        if repeat:
+            repeats.append(n)
         else:
-            motions.append(_camera_motion(window[-1].grey, cur.grey) if window else _IDENTITY)
+            motions.append(motion)
             window.append(cur)
             if background is not None:
-                background.push(cur.image, motions[-1])
+                background.push(cur.image, motion)
         if len(window) == 3:
             blobs = _segment(window, motions[1], motions[2], config, background)
             follower.update(window[1].k, blobs, window[1].image, window[1].grey)
@@ -119,6 +123,28 @@ def track_motion(frames: Iterable[np.ndarray], fps: float, max_objects: int = 3,
     if n == 0:
         raise TrackError("the video has no frames")
     return [_hold(t, repeats).with_(frame_size=size) for t in follower.finish(n, max_objects)]
+
+
+def _front(frames: Iterator[np.ndarray], config: MotionConfig) -> Iterator[tuple[_Frame, bool, bool, np.ndarray | None]]:
+    """Per frame, what needs only the frames so far: (working frame, a cut ends the shot here, it repeats the
+    last kept frame, camera motion from that frame (2, 3); None for a repeat)."""
+    cuts = CutDetector() if config.cuts else None
+    last: _Frame | None = None  # the last kept frame of the current shot
+    repeats: list[int] = []
+    size = None
+    for n, frame in enumerate(frames):
+        cur = _prepare(frame, config, size, n)
+        size = size or (frame.shape[1], frame.shape[0])
+        cut = cuts is not None and cuts.is_cut(cur.image) and last is not None
+        if cut:
+            last = None
+        if last is not None and _repeats(last.grey, cur.grey) and repeats[-2:] != [n - 2, n - 1]:
+            repeats.append(n)  # a copy (at most 2 in a row: a still scene is no copy): differencing sees nothing
+            yield cur, cut, True, None
+            continue
+        motion = _camera_motion(last.grey, cur.grey) if last is not None else _IDENTITY
+        last = cur
+        yield cur, cut, False, motion
 
 
 def _repeats(prev: np.ndarray, cur: np.ndarray) -> bool:
@@ -149,7 +175,7 @@ def _prepare(frame: np.ndarray, config: MotionConfig, size: tuple[int, int] | No
         small = (config.work_width, max(8, int(round(h * config.work_width / w))))
         img = cv2.resize(img, small, interpolation=cv2.INTER_AREA)  # (h, w, C)
     img = cv2.GaussianBlur(img, (config.blur, config.blur), 0)
-    return _Frame(grey=cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if config.colour else img, image=img, k=k)
+    return _Frame(grey=cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if config.colour else img, image=img, k=k, width=w, height=h)
 
 
 def _camera_motion(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:

@@ -17,8 +17,9 @@ from foley import io
 from foley.cli import main
 from foley.errors import TrackError
 from foley.pipeline import CENTRE_LABEL, TrackSpec, spatialize_video
-from foley.tracking.events import audio_onsets, motion_events
-from foley.tracking.select import choose, explain, onset_envelope, rank_by_audio, rank_by_envelope
+from foley.tracking.events import motion_events
+from foley.tracking.onsets import audio_onsets, onset_envelope
+from foley.tracking.select import choose, explain, rank_by_audio, rank_by_envelope
 from foley.tracks import Track, save_tracks
 
 K, FPS, SR = 200, 25.0, 48000

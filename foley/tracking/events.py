@@ -1,4 +1,4 @@
-"""Motion events of a track and onsets of a soundtrack, both in video frames.
+"""Motion events of a track, in video frames (the soundtrack's onsets are `foley.tracking.onsets`).
 
 A sound starts when something happens: a floor contact, a strike, a sharp reversal, a start or a
 stop. So the audio-guided choice (`foley.tracking.select`) matches these *events* with audio
@@ -28,11 +28,6 @@ frame needs `min_side` valid frames on each side: no event is found inside a gap
   least `hold` frames of rest, abruptly (a smooth swing slowing down at its ends is no event).
 - peak: a speed maximum at least twice the speed a few frames either side (a swing, a whoosh),
   away from kinks (whose fits bias the speed around them).
-
-Audio onsets are peaks of the spectral-flux envelope (`select.onset_envelope`) above an adaptive
-threshold (local median plus a margin, and a multiple of it; Bello et al. 2005, §III-B), at least
-`spacing` frames apart, and at least `relative` times the loudest onset around them (the tail of
-a ring cut short is no new strike).
 """
 from __future__ import annotations
 
@@ -82,18 +77,6 @@ class EventConfig:
     merge: int = 1  # events this close (frames) keep only the strongest
 
 
-@dataclass(frozen=True)
-class OnsetConfig:
-    """Peak picking of an onset envelope (max 1), in frames."""
-
-    spacing: int = 3  # minimum distance between onsets
-    window: int = 12  # frames either side for the local median
-    margin: float = 0.05  # onset >= local median + margin ...
-    ratio: float = 1.5  # ... and >= ratio x local median (steady noise has no onsets)
-    relative: float = 0.3  # ... and >= this x the envelope's maximum within +-context frames
-    context: int = 25
-
-
 SHIFTS = (0.0, -0.5, 0.5)  # where a frame's kink may lie, in frames from it
 
 
@@ -134,7 +117,7 @@ def steady_positions(track: Track, cfg: EventConfig = EventConfig()) -> np.ndarr
     p = positions(track)
     mass = np.where(track.reliable & (track.mass > 0), track.mass, np.nan)
     for half in (cfg.half, cfg.mass_context):
-        ratio = mass / _local(mass, half, np.nanmedian)
+        ratio = mass / local_stat(mass, half, np.nanmedian)
         p[~(np.abs(np.log(ratio)) <= np.log(cfg.mass_glitch))] = np.nan
     return p
 
@@ -270,7 +253,7 @@ def motion_events(track: Track, cfg: EventConfig = EventConfig()) -> Events:
     return _merge(frames, strength, kinds, cfg.merge)
 
 
-def _local(a: np.ndarray, half: int, fn) -> np.ndarray:
+def local_stat(a: np.ndarray, half: int, fn) -> np.ndarray:
     """(K,) fn (nanmax / nanmedian / nanmin) of a over k-half..k+half, NaN where all are NaN."""
     pad = np.concatenate([np.full(half, np.nan), a, np.full(half, np.nan)])
     win = np.lib.stride_tricks.sliding_window_view(pad, 2 * half + 1)  # (K, 2 half + 1)
@@ -288,7 +271,7 @@ def _impacts(p: np.ndarray, fine: Hinge, wide: Hinge, cfg: EventConfig):
     zw, flips_w, sharp_w = _kinks(wide, p, cfg)
     fine_z, wide_z = np.where(sharp, z, np.nan), np.where(flips_w & sharp_w, zw, np.nan)
     score = np.fmax(fine_z, wide_z)  # (K,)
-    peak = score >= np.nan_to_num(_local(score, cfg.half, np.nanmax), nan=np.inf)
+    peak = score >= np.nan_to_num(local_stat(score, cfg.half, np.nanmax), nan=np.inf)
     k = np.flatnonzero(peak & (score >= cfg.kink_z))
     reverses = np.where(np.nan_to_num(fine_z, nan=-np.inf) >= np.nan_to_num(wide_z, nan=-np.inf), flips, True)
     return k, score[k] / cfg.kink_z, ["reversal" if f else "impact" for f in reverses[k]]
@@ -383,22 +366,3 @@ def _merge(frames: np.ndarray, strength: np.ndarray, kinds: list[str], gap: int)
     keep.sort(key=lambda i: frames[i])
     idx = np.array(keep, int)
     return Events(frames[idx], strength[idx], tuple(kinds[i] for i in keep))
-
-
-def audio_onsets(envelope: np.ndarray, cfg: OnsetConfig = OnsetConfig()) -> Events:
-    """Onset frames of an onset envelope (K,): peaks above an adaptive threshold, `spacing` frames apart."""
-    env = np.nan_to_num(np.asarray(envelope, float), nan=0.0)
-    if env.size == 0 or env.max() <= 0:
-        return Events(np.zeros(0, int), np.zeros(0), ())
-    median = _local(env, cfg.window, np.nanmedian)
-    threshold = np.maximum(median + cfg.margin, cfg.ratio * median)  # (K,)
-    threshold = np.maximum(threshold, cfg.relative * _local(env, cfg.context, np.nanmax))
-    left = np.concatenate([[-np.inf], env[:-1]])
-    right = np.concatenate([env[1:], [-np.inf]])
-    candidates = np.flatnonzero((env >= left) & (env > right) & (env >= threshold))
-    keep: list[int] = []
-    for i in candidates[np.argsort(-env[candidates], kind="stable")]:
-        if all(abs(i - j) >= cfg.spacing for j in keep):
-            keep.append(int(i))
-    frames = np.array(sorted(keep), int)
-    return Events(frames, env[frames], ("onset",) * len(frames))

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from foley.errors import TrackError
-from foley.tracking.select import _mono
+from foley.tracking.onsets import _mono
 from foley.tracking.speech import SpeechMeter
 from foley.tracks import Track
 

@@ -3,7 +3,7 @@
 A sound starts when something happens to an object (a floor contact, a strike, a sharp reversal, a
 start or a stop), not in proportion to how much it moves. So each track's motion events
 (`events.motion_events`) are matched with the onsets of the soundtrack (peaks of its spectral
-flux, `onset_envelope`, Bello et al. 2005) within TOLERANCE frames: precision (its events that hit
+flux, `onsets.onset_envelope`, Bello et al. 2005) within TOLERANCE frames: precision (its events that hit
 an onset), recall (onsets while it is seen that it explains) and their F-score, against the F that
 as many events placed at random would get (a track that sprays events gains nothing), and the
 chance that random events would explain as many distinct onsets (`_occupancy_tail`). Priors keep
@@ -13,15 +13,15 @@ sound is rendered centred, and says why. Every candidate's `Evidence` says what 
 """
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from foley.errors import TrackError
-from foley.tracking.events import audio_onsets, motion_events, positions
+from foley.tracking.events import motion_events, positions
+from foley.tracking.onsets import audio_onsets, onset_envelope
 from foley.tracks import Track
 
 TOLERANCE = 2  # frames: an event and an onset this close match
@@ -36,99 +36,6 @@ STEADY = 0.8  # ... with at least this continuity
 MIN_TRAVEL = 0.5  # of several steady objects, follow the one that travels at least this far (half widths) ...
 DOMINANT = 3.0  # ... and this many times as far as any other ...
 INERT_EVENTS = 2  # ... when none of the others has more motion events than this
-
-
-def onset_envelope(audio: np.ndarray | Iterator[np.ndarray], sr: int, fps: float, n_frames: int) -> np.ndarray:
-    """(n_frames,) spectral flux of the mono downmix, its peak within half a frame of k/fps, max 1.
-
-    `audio` is (C, N) or (N,) samples, or an iterator of (C, k) blocks: streamed, the same result
-    with memory flat in length (the flux kept is ~190 floats per second).
-    """
-    blocks = _mono_blocks(audio, sr)
-    n_fft = 1 << max(8, int(round(math.log2(sr * 0.02))))  # ~20 ms window
-    hop = n_fft // 4
-    flux = np.concatenate(list(_spectral_flux(blocks, n_fft, hop)))  # (T,)
-    times = hop * np.arange(1, len(flux) + 1) / sr  # centre of the later window of each pair
-    env = np.full(n_frames, -np.inf)
-    k = np.floor(times * fps + 0.5).astype(int)  # nearest frame instant
-    inside = (k >= 0) & (k < n_frames)
-    np.maximum.at(env, k[inside], flux[inside])
-    empty = ~np.isfinite(env)
-    if empty.all():
-        return np.zeros(n_frames)
-    instants = np.arange(n_frames) / fps
-    env[empty] = np.interp(instants[empty], times, flux, right=0.0)  # frames faster than the hop
-    return env / max(float(env.max()), 1e-12)
-
-
-def _spectral_flux(blocks: Iterable[np.ndarray], n_fft: int, hop: int, chunk: int = 256) -> Iterator[np.ndarray]:
-    """(t,) summed positive increase of log magnitude between successive Hann windows (Bello et al. 2005).
-
-    The signal, n_fft / 2 zeros + the (k,) blocks + n_fft zeros, is cut into windows every `hop`
-    samples, transformed `chunk` windows at a time as soon as a chunk's samples are in: streamed,
-    with the same chunks (so the same numbers) however the blocks are cut.
-    """
-    window = np.hanning(n_fft).astype(np.float32)
-    span = (chunk - 1) * hop + n_fft  # samples under one chunk of windows
-    buf, last = np.zeros(n_fft // 2, np.float32), None
-    for block in itertools.chain(blocks, [np.zeros(n_fft, np.float32)]):
-        buf = np.concatenate([buf, block])
-        while len(buf) >= span:
-            flux, last = _flux_chunk(buf, chunk, window, hop, last)
-            buf = buf[chunk * hop:]
-            yield flux
-    if len(buf) >= n_fft:
-        yield _flux_chunk(buf, 1 + (len(buf) - n_fft) // hop, window, hop, last)[0]
-
-
-def _flux_chunk(buf: np.ndarray, count: int, window: np.ndarray, hop: int,
-                last: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Flux of the first `count` windows of `buf`, following the log magnitude `last`; and the new last."""
-    idx = np.arange(len(window))[None, :] + hop * np.arange(count)[:, None]  # (t, n_fft)
-    logmag = np.log1p(100.0 * np.abs(np.fft.rfft(buf[idx] * window, axis=1)))  # (t, F)
-    if last is not None:
-        logmag = np.concatenate([last, logmag])
-    return np.maximum(np.diff(logmag, axis=0), 0.0).sum(axis=1), logmag[-1:]
-
-
-def _mono_blocks(audio: np.ndarray | Iterator[np.ndarray], sr: int) -> Iterator[np.ndarray]:
-    """(k,) float32 mono blocks of an array or a block iterator; TrackError if unusable."""
-    if not sr > 0:
-        raise TrackError(f"sample rate must be positive, got {sr}")
-    if not isinstance(audio, Iterator):
-        return iter([_mono(audio)])
-    return _streamed_mono(audio)
-
-
-def _streamed_mono(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-    """The mono downmix of each (C, k) block, checked; TrackError at the end if there were no samples."""
-    total = 0
-    for block in blocks:
-        a = np.asarray(block, dtype=np.float32)
-        if a.ndim != 2:
-            raise TrackError(f"audio blocks must be (channels, samples), got shape {a.shape}")
-        total += a.shape[1]
-        yield _finite(a.mean(axis=0))
-    if total == 0:
-        raise TrackError("audio has no samples")
-
-
-def _mono(audio: np.ndarray) -> np.ndarray:
-    """(N,) float32 mono downmix of (C, N) or (N,) audio; TrackError if unusable."""
-    a = np.asarray(audio, dtype=np.float32)
-    if a.ndim == 1:
-        a = a[None]
-    if a.ndim != 2 or a.shape[1] == 0:
-        raise TrackError(f"audio must be (channels, samples) with samples > 0, got shape {np.shape(audio)}")
-    if a.shape[0] > a.shape[1]:
-        raise TrackError(f"audio shape {a.shape} looks like (samples, channels): pass (channels, samples)")
-    return _finite(a.mean(axis=0))
-
-
-def _finite(mono: np.ndarray) -> np.ndarray:
-    if not np.all(np.isfinite(mono)):
-        raise TrackError("audio holds NaN or infinite samples")
-    return mono
 
 
 def motion_energy(track: Track) -> np.ndarray:

@@ -4,6 +4,7 @@
     python bench/bench_dit.py --base runs/dit-base/dit.pt --obj runs/dit-obj/dit.pt --n 50 --steps 25
     python bench/bench_dit.py --models add=A.pt,concat=B.pt,cross=C.pt --n 30   # the video-mode ablation
     python bench/bench_dit.py --sweep --n 30       # obj at CFG 1/3/6/9 (25 steps) and 8/25/50/100 steps (CFG 6)
+    python bench/bench_dit.py --dominant           # BAS where one object dominates, of the rows already generated
 
 Needs the exported test clips of bench/bench_eval.py (runs/bench_eval/clips; made there on first use).
 Rows: the objaware, dataset and mono references; base; obj; base -> mono -> our spatializer with the true
@@ -108,6 +109,46 @@ def sweep_table(ckpt: str, clips: Path, keys: list[str], out: Path, sampler: str
     return lines
 
 
+def world_truth(world: Path, keys: list[str]) -> dict[str, tuple]:
+    """key -> (stems (O, N), ambience (N,), tracks) from the world shards the test clips were exported from."""
+    from foley.world.record import decode
+    from foley.world.shards import iter_shard
+
+    want, out = set(keys), {}
+    for shard in sorted(world.rglob("*.tar")):
+        for key, files in iter_shard(shard):
+            if key in want:
+                rec = decode(files, (), frames=False, stems=True)
+                out[key] = (rec.stems, rec.ambience, rec.tracks)
+    return out
+
+
+def dominant_table(rows: dict[str, Path], world: Path, keys: list[str], margin_db: float = 10.0) -> list[str]:
+    """Per row: BAS over the frames where one object's sound is `margin_db` above the rest of the mix (its other
+    objects and the ambience; `foley.world.checks.dominant_bas`), over every such object, and over the clips with
+    one object only. The frames where an object can be heard are where its placement can be judged."""
+    from foley.world.checks import dominant_bas
+
+    truth = world_truth(world, keys)
+    missing = sorted(set(keys) - set(truth))
+    if missing:
+        raise SystemExit(f"{len(missing)} clips are not in the world shards under {world} (first: {missing[0]})")
+    lines = [f"| row | BAS, each object where it dominates ({margin_db:g} dB) | objects | the same, one-object clips | "
+             "objects |", "|---|---|---|---|---|"]
+    for name, folder in rows.items():
+        every, single = [], []
+        for key in keys:
+            stems, amb, tracks = truth[key]
+            audio = io.read_audio(folder / f"{key}.flac", sr=SR, channels=2)
+            vals = [v for v in dominant_bas(audio, stems, amb, tracks, SR, margin_db) if not np.isnan(v)]
+            every += vals
+            single += vals if len(tracks) == 1 else []
+        lines.append(f"| {name} | {np.mean(every):.3f} | {len(every)} | "
+                     f"{np.mean(single) if single else float('nan'):.3f} | {len(single)} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clips", default="runs/bench_eval/clips", help="exported test clips (bench_eval.py makes them)")
@@ -121,6 +162,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--speed", action="store_true", help="also time 8 s clips at 100, 25 and 8 steps")
     p.add_argument("--models", default="", help="NAME=CKPT,... : score these models instead (e.g. the ablation)")
     p.add_argument("--sweep", action="store_true", help="instead: --obj at several CFG scales and step counts")
+    p.add_argument("--dominant", action="store_true",
+                   help="instead: BAS where one object dominates, of the rows already generated under --out")
+    p.add_argument("--world", help="the world shards of the clips (default: beside --clips, bench_eval.py's)")
     p.add_argument("--markdown", help="also write the tables as markdown here")
     a = p.parse_args(argv)
     clips, out = Path(a.clips), Path(a.out)
@@ -137,14 +181,21 @@ def main(argv: list[str] | None = None) -> None:
         if a.markdown:
             Path(a.markdown).write_text(text + "\n")
         return
+    rows = {"objaware (reference)": clips / "objaware", "dataset (reference)": clips / "dataset",
+            "mono (reference)": clips / "mono", "base": out / "base", "obj": out / "obj",
+            "base -> mono -> spatialize": out / "base_spatial"}
+    if a.dominant:
+        lines = dominant_table(rows, Path(a.world) if a.world else clips.parent / "world", keys)
+        text = "\n".join(lines + ["", f"{len(keys)} world test clips (4 s)"])
+        print(text)
+        if a.markdown:
+            Path(a.markdown).write_text(text + "\n")
+        return
     gens = {"base": Generator(a.base), "obj": Generator(a.obj)}
     secs = {"base": generate_row(gens["base"], clips, keys, out / "base", st),
             "obj": generate_row(gens["obj"], clips, keys, out / "obj", st)}
     spatialize_row(out / "base", clips, keys, out / "base_spatial")
     model = load_clap()
-    rows = {"objaware (reference)": clips / "objaware", "dataset (reference)": clips / "dataset",
-            "mono (reference)": clips / "mono", "base": out / "base", "obj": out / "obj",
-            "base -> mono -> spatialize": out / "base_spatial"}
     lines = ["| row | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 1)]
     for name, folder in rows.items():
         lines.append(row(name, score(folder, clips, keys, model)))

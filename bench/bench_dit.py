@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from foley import io  # noqa: E402
 from foley.evaluate import evaluate, find_pairs, read_truth  # noqa: E402
-from foley.generate import Generator, Settings  # noqa: E402
+from foley.generate import MIRROR, Generator, Settings  # noqa: E402
 from foley.models.clap import load_clap  # noqa: E402
 
 SR = 48000
@@ -60,7 +60,7 @@ def spatialize_row(source: Path, clips: Path, keys: list[str], out: Path) -> Non
         io.write_audio(out / f"{key}.flac", placed.astype(np.float32), SR)
 
 
-def speed(gen: Generator, clip: Path, steps: tuple[int, ...]) -> list[tuple[int, float]]:
+def speed(gen: Generator, clip: Path, steps: tuple[int, ...], mirror: float) -> list[tuple[int, float]]:
     """Seconds to generate 8 s of audio at each step count (the 4 s clip twice over: two windows)."""
     from foley.generate import WINDOW
 
@@ -68,7 +68,7 @@ def speed(gen: Generator, clip: Path, steps: tuple[int, ...]) -> list[tuple[int,
     for s in steps:
         t0 = time.time()
         for _ in range(2):
-            gen(clip, settings=Settings(steps=s, cfg_strength=6.0), duration=WINDOW / gen.codec.cfg.fps)
+            gen(clip, settings=Settings(steps=s, cfg_strength=6.0, mirror=mirror), duration=WINDOW / gen.codec.cfg.fps)
         out.append((s, time.time() - t0))
     return out
 
@@ -83,13 +83,19 @@ def row(name: str, s: dict, columns: tuple[str, ...] = COLUMNS, extra: str = "")
     return f"| {name} | " + " | ".join("—" if s[k] is None else f"{s[k]:.3f}" for k in columns) + f" |{extra}"
 
 
+def tag(mirror: float) -> str:
+    """Folder suffix of outputs made with mirror guidance (none for the paper's sampling: the older outputs)."""
+    return "" if mirror == 0 else f"-mirror{mirror:g}"
+
+
 def models_table(spec: str, clips: Path, keys: list[str], out: Path, st: Settings, model) -> list[str]:  # noqa: ANN001
     """Rows of the models NAME=CKPT,... (e.g. the video-mode ablation), each generated with the same settings."""
     lines = ["| model | " + " | ".join(COLUMNS) + " | s per clip |", "|" + "---|" * (len(COLUMNS) + 2)]
     for item in spec.split(","):
         name, ckpt = item.split("=", 1)
-        secs = generate_row(Generator(ckpt), clips, keys, out / name, st)
-        lines.append(row(name, score(out / name, clips, keys, model), extra=f" {secs:.1f} |"))
+        folder = out / f"{name}{tag(st.mirror)}"
+        secs = generate_row(Generator(ckpt), clips, keys, folder, st)
+        lines.append(row(name, score(folder, clips, keys, model), extra=f" {secs:.1f} |"))
         print(lines[-1], flush=True)
     return lines
 
@@ -97,13 +103,14 @@ def models_table(spec: str, clips: Path, keys: list[str], out: Path, st: Setting
 SWEEP_COLUMNS = ("bas_all", "bas_single", "stereo_score", "fd", "kl", "clap", "sync_f1", "class_acc")
 
 
-def sweep_table(ckpt: str, clips: Path, keys: list[str], out: Path, sampler: str, model) -> list[str]:  # noqa: ANN001
+def sweep_table(ckpt: str, clips: Path, keys: list[str], out: Path, sampler: str, model,  # noqa: ANN001
+                mirror: float = 0.0) -> list[str]:
     """One model at CFG 1, 3, 6, 9 (25 steps) and at 8, 25, 50, 100 steps (CFG 6): quality against time."""
     gen = Generator(ckpt)
     lines = ["| cfg | steps | " + " | ".join(SWEEP_COLUMNS) + " | s per 4 s clip |", "|" + "---|" * (len(SWEEP_COLUMNS) + 3)]
     for cfg, steps in [(1.0, 25), (3.0, 25), (6.0, 25), (9.0, 25), (6.0, 8), (6.0, 50), (6.0, 100)]:
-        folder = out / f"cfg{cfg:g}-steps{steps}"
-        secs = generate_row(gen, clips, keys, folder, Settings(cfg, steps, sampler, 0))
+        folder = out / f"cfg{cfg:g}-steps{steps}{tag(mirror)}"
+        secs = generate_row(gen, clips, keys, folder, Settings(cfg, steps, sampler, 0, mirror))
         lines.append(row(f"{cfg:g} | {steps}", score(folder, clips, keys, model), SWEEP_COLUMNS, f" {secs:.1f} |"))
         print(lines[-1], flush=True)
     return lines
@@ -159,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--cfg", type=float, default=6.0)
     p.add_argument("--sampler", default="ddim")
+    p.add_argument("--mirror", type=float, default=MIRROR, help=f"mirror guidance (default {MIRROR:g}; 0: the paper's)")
     p.add_argument("--speed", action="store_true", help="also time 8 s clips at 100, 25 and 8 steps")
     p.add_argument("--models", default="", help="NAME=CKPT,... : score these models instead (e.g. the ablation)")
     p.add_argument("--sweep", action="store_true", help="instead: --obj at several CFG scales and step counts")
@@ -169,42 +177,44 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     clips, out = Path(a.clips), Path(a.out)
     keys = sorted(f.stem for f in clips.glob("*.json"))[: a.n]
-    st = Settings(a.cfg, a.steps, a.sampler, 0)
+    st = Settings(a.cfg, a.steps, a.sampler, 0, a.mirror)
+    m = tag(a.mirror)
     if a.models or a.sweep:
         model = load_clap()
         lines = (models_table(a.models, clips, keys, out, st, model) if a.models
-                 else sweep_table(a.obj, clips, keys, out, a.sampler, model))
+                 else sweep_table(a.obj, clips, keys, out, a.sampler, model, a.mirror))
         lines += ["", f"{len(keys)} world test clips (4 s), scored against the objaware references"
-                  + (f"; {a.sampler} {a.steps} steps, CFG {a.cfg}" if a.models else f"; {a.sampler}")]
+                  + (f"; {a.sampler} {a.steps} steps, CFG {a.cfg}" if a.models else f"; {a.sampler}")
+                  + f", mirror guidance {a.mirror:g}"]
         text = "\n".join(lines)
         print(text)
         if a.markdown:
             Path(a.markdown).write_text(text + "\n")
         return
     rows = {"objaware (reference)": clips / "objaware", "dataset (reference)": clips / "dataset",
-            "mono (reference)": clips / "mono", "base": out / "base", "obj": out / "obj",
-            "base -> mono -> spatialize": out / "base_spatial"}
+            "mono (reference)": clips / "mono", "base": out / f"base{m}", "obj": out / f"obj{m}",
+            "base -> mono -> spatialize": out / f"base_spatial{m}"}
     if a.dominant:
         lines = dominant_table(rows, Path(a.world) if a.world else clips.parent / "world", keys)
-        text = "\n".join(lines + ["", f"{len(keys)} world test clips (4 s)"])
+        text = "\n".join(lines + ["", f"{len(keys)} world test clips (4 s), mirror guidance {a.mirror:g}"])
         print(text)
         if a.markdown:
             Path(a.markdown).write_text(text + "\n")
         return
     gens = {"base": Generator(a.base), "obj": Generator(a.obj)}
-    secs = {"base": generate_row(gens["base"], clips, keys, out / "base", st),
-            "obj": generate_row(gens["obj"], clips, keys, out / "obj", st)}
-    spatialize_row(out / "base", clips, keys, out / "base_spatial")
+    secs = {"base": generate_row(gens["base"], clips, keys, out / f"base{m}", st),
+            "obj": generate_row(gens["obj"], clips, keys, out / f"obj{m}", st)}
+    spatialize_row(out / f"base{m}", clips, keys, out / f"base_spatial{m}")
     model = load_clap()
     lines = ["| row | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 1)]
     for name, folder in rows.items():
         lines.append(row(name, score(folder, clips, keys, model)))
         print(lines[-1], flush=True)
-    lines += ["", f"{len(keys)} world test clips (4 s), {a.sampler} {a.steps} steps, CFG {a.cfg}; "
+    lines += ["", f"{len(keys)} world test clips (4 s), {a.sampler} {a.steps} steps, CFG {a.cfg}, mirror {a.mirror:g}; "
               f"generation {secs['obj']:.1f} s per 4 s clip (obj) on this machine"]
     if a.speed:
         lines += ["", "| steps | seconds per 8 s clip |", "|---|---|"]
-        lines += [f"| {s} | {t:.1f} |" for s, t in speed(gens["obj"], clips / f"{keys[0]}.mp4", (100, 25, 8))]
+        lines += [f"| {s} | {t:.1f} |" for s, t in speed(gens["obj"], clips / f"{keys[0]}.mp4", (100, 25, 8), a.mirror)]
         lines.append(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     text = "\n".join(lines)
     print(text)

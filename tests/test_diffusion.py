@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from foley.diffusion import SAMPLERS, alpha_sigma, cfg, v_target, x0_from_v
+from foley.diffusion import SAMPLERS, alpha_sigma, cfg, mirror_cfg, v_target, x0_from_v
 
 
 def gaussian_oracle(mu: float, s: float):
@@ -50,3 +50,16 @@ def test_guidance_extrapolates_from_the_unconditional():
     with pytest.raises(ValueError):
         SAMPLERS["ddim"](lambda x, t: x, torch.zeros(1, 1, 1), 0)
     assert math.isfinite(SAMPLERS["dpmpp_2m"](gaussian_oracle(0, 1), torch.randn(4, 1, 1), 1).sum().item())
+
+
+def test_mirror_guidance_extrapolates_away_from_the_mirrored_prediction():
+    """A toy conditional that says +1 for the picture, -1 for its mirror image, 0 unconditioned (and 5 if asked
+    to flip an unconditioned row, which must never happen): v = s (1 - 0) + m (1 - (-1))."""
+    def fn(x, t, drop, flip):
+        v = torch.where(flip, -1.0, 1.0) * (~drop) + 5.0 * (drop & flip)
+        return v[:, None, None].expand_as(x).clone()
+    x, t = torch.zeros(3, 1, 4), torch.rand(3)
+    assert torch.allclose(mirror_cfg(fn, 6.0, 2.5)(x, t), torch.full_like(x, 6.0 + 2 * 2.5))
+    assert torch.allclose(mirror_cfg(fn, 1.0, 1.0)(x, t), torch.full_like(x, 3.0))
+    plain = cfg(lambda x, t, drop: fn(x, t, drop, torch.zeros_like(drop)), 6.0)(x, t)
+    assert torch.equal(mirror_cfg(fn, 6.0, 0.0)(x, t), plain)  # 0: exactly CFG, no mirrored rows

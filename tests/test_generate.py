@@ -103,6 +103,36 @@ def test_the_demo_generates_with_the_shipped_model_and_scores_it(tmp_path):
     assert 0 <= rep.stereo_score <= 1 and rep.frames_in + rep.frames_off + rep.frames_silent == 50
 
 
+def test_mirror_guidance_feeds_the_mirrored_picture_and_zero_samples_as_before(setup):
+    """Mirror guidance conditions its third rows on the frames flipped left-right (and only those); at 0 it runs
+    the plain two-row CFG. Seeded: the same settings give the same audio."""
+    import torch
+
+    from foley.diffusion import SAMPLERS, cfg
+    from foley.generate import Generator, Settings
+
+    gen = Generator(str(setup / "tiny.pt"))
+    frames = torch.stack(list(gen.frames(setup / "v.mp4")))[:20]
+    seen = []
+    real = gen.dit.forward
+    gen.dit.forward = lambda x, t, f, *a: seen.append(f.clone()) or real(x, t, f, *a)
+    z = gen.latents(frames, None, Settings(2.0, 2, "ddim", 5, mirror=3.0), 0)
+    f = seen[0]
+    assert len(seen) == 2 and f.shape[0] == 3
+    assert torch.equal(f[0], frames) and torch.equal(f[1], frames) and torch.equal(f[2], frames.flip(-1))
+    assert not torch.equal(frames, frames.flip(-1))  # the clip's square is off-centre: the flip changes it
+    seen.clear()
+    plain = gen.latents(frames, None, Settings(2.0, 2, "ddim", 5, mirror=0.0), 0)
+    assert all(s.shape[0] == 2 for s in seen) and not torch.allclose(plain, z)
+    gen.dit.forward = real
+    fr, c, drop_c = frames[None], torch.zeros(1, gen.dit.cfg.cond_dim), torch.tensor([True])
+    noise = torch.randn((1, gen.dit.channels, 20), generator=torch.Generator().manual_seed(5 * 1_000_003))
+    before = SAMPLERS["ddim"](cfg(lambda x, t, d: gen.dit(x, t, fr.expand(len(x), -1, -1, -1, -1),
+                                                          c.expand(len(x), -1), d, drop_c.expand(len(x))), 2.0), noise, 2)
+    assert torch.equal(plain, before)  # the sampling of the code before mirror guidance, to the bit
+    assert torch.equal(gen.latents(frames, None, Settings(2.0, 2, "ddim", 5, mirror=3.0), 0), z)
+
+
 def test_streamed_windows_equal_the_whole_clip_overlap_add(setup):
     import torch
 
@@ -123,3 +153,33 @@ def test_streamed_windows_equal_the_whole_clip_overlap_add(setup):
     blocks = list(gen.blocks(d / "v.mp4", settings=st))
     assert len(blocks) == 2 and blocks[0].shape[1] == (WINDOW - OVERLAP) * hop
     assert np.allclose(np.concatenate(blocks, axis=1), out / weight, atol=1e-5)
+
+
+def test_soft_limit_keeps_the_body_and_rounds_off_peaks():
+    from foley.generate import KNEE, soft_limit
+
+    x = np.linspace(-12, 12, 200001, dtype=np.float32)
+    y = soft_limit(x)
+    inside = np.abs(x) <= KNEE
+    assert np.array_equal(y[inside], x[inside])  # untouched below the knee
+    assert np.abs(y).max() <= 1.0 and np.all(np.diff(y) >= 0)  # never past full scale, monotonic
+    assert np.abs(np.diff(y)).max() <= np.diff(x).max() * 1.0001  # continuous, slope <= 1 (1 at the knee)
+    assert soft_limit(np.float32([0.95]))[0] > 0.94  # just over the knee: barely bent, not clipped flat
+
+
+def test_an_overshooting_generation_is_limited_and_reported(setup, caplog, monkeypatch):
+    import logging
+
+    from foley.generate import Generator, Settings
+
+    gen = Generator(str(setup / "tiny.pt"))
+    st = Settings(2.0, 2, "ddim", 5, mirror=0.0)
+    quiet = np.concatenate(list(gen.blocks(setup / "v.mp4", duration=2.0, settings=st)), axis=1)
+    real = gen.codec.decode
+    monkeypatch.setattr(gen.codec, "decode", lambda z: real(z) * (2.0 / np.abs(quiet).max()))  # peaks at 2
+    with caplog.at_level(logging.WARNING, logger="foley.generate"):
+        loud = np.concatenate(list(gen.blocks(setup / "v.mp4", duration=2.0, settings=st)), axis=1)
+    assert np.abs(loud).max() <= 1.0 and "above full scale" in caplog.text
+    scaled = quiet * (2.0 / np.abs(quiet).max())
+    body = np.abs(scaled) <= 0.9
+    assert body.mean() > 0.5 and np.allclose(loud[body], scaled[body], atol=1e-5)  # only the peaks were bent

@@ -25,9 +25,9 @@ def _jobs(source: Path, out: Path) -> list[tuple[Path, Path, str | None]]:
 def _cmd_generate(a: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from foley.generate import Generator, Settings
+    from foley.generate import MIRROR, Generator, Settings
 
-    st = Settings(a.cfg_strength, a.num_steps, a.sampler, a.seed)
+    st = Settings(a.cfg_strength, a.num_steps, a.sampler, a.seed, MIRROR if a.mirror is None else a.mirror)
     src = Path(a.video)
     gen = Generator(a.model)
     kw = dict(audio_prompt=a.audio_prompt, duration=a.duration, settings=st)
@@ -69,5 +69,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--num-steps", "--num_steps", dest="num_steps", type=int, default=100,
                    help="sampler steps (default 100)")
     g.add_argument("--sampler", default="ddim", help="ddim (default) | euler | dpmpp_2m")
+    g.add_argument("--mirror-guidance", dest="mirror", type=float, default=None,
+                   help="push each sound away from the side it would take in the mirrored picture (default: "
+                        "foley.generate.MIRROR, 3; 0: the paper's sampling, a third faster)")
     g.add_argument("--seed", type=int, default=0, help="the same seed gives the same audio")
     g.set_defaults(func=_cmd_generate, reads=("video", "audio_prompt"), writes=("output",), paths=_paths)

@@ -5,6 +5,6 @@ functions with one signature `sampler(fn, noise, steps) -> x0`.
 """
 from foley.diffusion.schedule import alpha_sigma, v_loss, v_target, x0_from_v
 from foley.diffusion.sampling import SAMPLERS, ddim, dpmpp_2m, euler
-from foley.diffusion.guidance import cfg
+from foley.diffusion.guidance import cfg, mirror_cfg
 
-__all__ = ["alpha_sigma", "v_loss", "v_target", "x0_from_v", "SAMPLERS", "ddim", "dpmpp_2m", "euler", "cfg"]
+__all__ = ["alpha_sigma", "v_loss", "v_target", "x0_from_v", "SAMPLERS", "ddim", "dpmpp_2m", "euler", "cfg", "mirror_cfg"]

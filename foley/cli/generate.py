@@ -71,6 +71,6 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--sampler", default="ddim", help="ddim (default) | euler | dpmpp_2m")
     g.add_argument("--mirror-guidance", dest="mirror", type=float, default=None,
                    help="push each sound away from the side it would take in the mirrored picture (default: "
-                        "foley.generate.MIRROR, 3; 0: the paper's sampling, a third faster)")
+                        "foley.generate.MIRROR, 3; 0: the paper's sampling, about a fifth faster)")
     g.add_argument("--seed", type=int, default=0, help="the same seed gives the same audio")
     g.set_defaults(func=_cmd_generate, reads=("video", "audio_prompt"), writes=("output",), paths=_paths)

@@ -43,11 +43,11 @@ def clip_frames(path: Path, fps: int = 25) -> list[np.ndarray]:
 
 
 def latency(model: str | None, nfe: int, frames: list[np.ndarray], n: int, threads: int, cfg: float,
-            int8: bool = False, device: str = "cpu") -> dict:
+            int8: bool = False, device: str = "cpu", mirror: float = 0.0) -> dict:
     """Per-frame ms of push() and of its parts (network step, codec decode)."""
     from foley.stream import Reactor
 
-    r = Reactor(model, nfe=nfe, cfg=cfg, threads=threads, int8=int8, device=device)
+    r = Reactor(model, nfe=nfe, cfg=cfg, threads=threads, int8=int8, device=device, mirror=mirror)
     total, dec = [], []
     real_decode = r.codec.decode
 
@@ -122,7 +122,7 @@ def memory(model: str | None, minutes: float, frames: list[np.ndarray], threads:
 
 
 def stream_row(model: str | None, clips: Path, keys: list[str], out: Path, nfe: int, cfg: float, mode: str | None,
-               int8: bool = False, seed: int = 0) -> float:
+               int8: bool = False, seed: int = 0, mirror: float = 0.0) -> float:
     """Stream every test clip into out/key.flac (kept if present); returns ms per frame of the new ones."""
     from foley import io
     from foley.stream import Reactor
@@ -134,7 +134,7 @@ def stream_row(model: str | None, clips: Path, keys: list[str], out: Path, nfe: 
         if target.exists():
             continue
         fr = clip_frames(clips / f"{key}.mp4")
-        with Reactor(model, nfe=nfe, cfg=cfg, seed=seed, mode=mode, int8=int8) as r:
+        with Reactor(model, nfe=nfe, cfg=cfg, seed=seed, mode=mode, int8=int8, mirror=mirror) as r:
             t = time.perf_counter()
             audio = np.concatenate([r.push(f) for f in fr], axis=1)
             spent += time.perf_counter() - t
@@ -148,9 +148,10 @@ def quality(rows: dict[str, tuple], clips: Path, keys: list[str], out: Path, ext
     from foley.models.clap import load_clap
 
     folders = {"objaware (reference)": clips / "objaware", "dataset (reference)": clips / "dataset", **extra}
-    for name, (model, nfe, cfg, mode, *int8) in rows.items():
+    for name, (model, nfe, cfg, mode, *more) in rows.items():  # more: int8, mirror
         folder = out / name.replace(" ", "_").replace(",", "").replace("=", "")
-        ms = stream_row(model, clips, keys, folder, nfe, cfg, mode, bool(int8 and int8[0]))
+        int8, mirror = (list(more) + [False, 0.0][len(more):])[:2]
+        ms = stream_row(model, clips, keys, folder, nfe, cfg, mode, bool(int8), mirror=float(mirror))
         print(f"  streamed {name}: {ms:.1f} ms per frame", flush=True)
         folders[name] = folder
     clap = load_clap()
@@ -220,7 +221,9 @@ def main(argv: list[str] | None = None) -> None:
                 "reactor ECT, NFE 4, CFG 2": (a.model, 4, 2.0, None),
                 "reactor ECT, NFE 4, CFG 1": (a.model, 4, 1.0, None),
                 "reactor ECT, NFE 4, CFG 3": (a.model, 4, 3.0, None),
-                "reactor ECT, NFE 4, CFG 3, int8": (a.model, 4, 3.0, None, True)}
+                "reactor ECT, NFE 4, CFG 3, int8": (a.model, 4, 3.0, None, True),
+                "reactor ECT, NFE 4, CFG 3, mirror 1.5": (a.model, 4, 3.0, None, False, 1.5),
+                "reactor ECT, NFE 4, CFG 3, mirror 3": (a.model, 4, 3.0, None, False, 3.0)}
         if a.pretrained:
             rows["reactor pre-trained, Euler NFE 1, CFG 2"] = (a.pretrained, 1, 2.0, "diffusion")
             rows["reactor pre-trained, Euler NFE 4, CFG 2"] = (a.pretrained, 4, 2.0, "diffusion")

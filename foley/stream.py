@@ -23,6 +23,7 @@ from foley.checkpoint import shipped
 from foley.errors import FoleyError
 
 DEFAULT_MODEL = shipped("reactor_tiny.pt")
+MIRROR = 0.0  # mirror guidance (a stream of the mirrored frames rides along; foley.diffusion.guidance): off by default
 
 
 class StreamError(FoleyError):
@@ -32,11 +33,13 @@ class StreamError(FoleyError):
 class Reactor:
     """A live SoundReactor stream. `push(frame)` -> (2, hop) audio; `close()` (or `with`) ends the stream.
 
-    `int8` quantises the network's linear layers dynamically (CPU): faster frames, slightly different audio."""
+    `int8` quantises the network's linear layers dynamically (CPU): faster frames, slightly different audio.
+    `mirror` > 0 adds mirror guidance: a third stream sees the frames mirrored left-right, and each frame's latent
+    is pushed away from what that stream would make (placement), at the cost of one more row per step."""
 
     def __init__(self, model: str | Path | None = None, nfe: int = 4, cfg: float = 3.0, seed: int = 0,
                  mode: str | None = None, ntk: float = 1.0, threads: int | None = None, int8: bool = False,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", mirror: float = MIRROR) -> None:
         from foley.models.codec import load_codec
         from foley.models.reactor import load_reactor
 
@@ -46,6 +49,8 @@ class Reactor:
             raise FoleyError(f"--nfe must be 1..100 head evaluations per frame (1-4 after ECT), got {nfe}")
         if not cfg >= 1.0 or ntk < 1.0:
             raise FoleyError(f"cfg must be >= 1 and ntk >= 1 (got {cfg}, {ntk})")
+        if not (mirror >= 0 and np.isfinite(mirror)):
+            raise FoleyError(f"--mirror-guidance must be a number >= 0, got {mirror}")
         if device != "cpu" and (int8 or not torch.cuda.is_available()):
             raise FoleyError(f"device {device!r}: " + ("--int8 runs on the CPU only" if int8 else "no CUDA device here"))
         self.device = torch.device(device)
@@ -60,7 +65,7 @@ class Reactor:
         self.mode = mode or ("consistency" if ckpt.get("stage") == "ect" else "diffusion")
         self.nfe, self.ntk = nfe, ntk
         self.hop, self.fps, self.sr = self.codec.cfg.hop, self.codec.cfg.fps, self.codec.cfg.sr
-        self.state = self.net.start(1, cfg, seed)
+        self.state = self.net.start(1, cfg, seed, mirror)
         self._stack = contextlib.ExitStack()
         self._stack.enter_context(self.codec.streaming())
         self.shape: tuple[int, ...] | None = None

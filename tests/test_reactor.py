@@ -27,21 +27,25 @@ def clips(b, t, size=16, seed=0):
     return torch.randint(0, 256, (b, t, 3, size, size), generator=g, dtype=torch.uint8)
 
 
-@pytest.mark.parametrize("cfg_scale,nfe,mode", [(1.0, 1, "consistency"), (2.5, 3, "consistency"), (2.0, 4, "diffusion")])
-def test_streaming_equals_an_offline_teacher_forced_run(cfg_scale, nfe, mode):
+@pytest.mark.parametrize("cfg_scale,nfe,mode,mirror", [(1.0, 1, "consistency", 0.0), (2.5, 3, "consistency", 0.0),
+                                                      (2.0, 4, "diffusion", 0.0), (2.0, 2, "consistency", 1.5),
+                                                      (1.0, 1, "consistency", 2.0)])
+def test_streaming_equals_an_offline_teacher_forced_run(cfg_scale, nfe, mode, mirror):
     """Frame-by-frame generation (KV cache, sliding window shorter than the clip) gives exactly the latents the
-    whole-sequence causal forward gives on the same latents with the same noise."""
+    whole-sequence causal forward gives on the same latents with the same noise; with mirror guidance, its third
+    stream is the forward on the left-right mirrored frames."""
     m = live()
     frames = clips(2, 20)  # 40 tokens against a 12-token window: the cache slides
     with torch.no_grad():
-        lat = m.generate(frames, nfe, mode, cfg_scale, seed=5)
+        lat = m.generate(frames, nfe, mode, cfg_scale, seed=5, mirror=mirror)
         z = m(frames, lat)
         z_null = m(frames, lat, drop=torch.ones(2, dtype=torch.bool))
+        z_mirror = m(frames.flip(-1), lat)
         g = torch.Generator().manual_seed(5)
         out = []
         for k in range(20):
             noise = torch.randn((2, 6), generator=g)
-            out.append(m.head.sample(z[:, k], noise, nfe, mode, cfg_scale, z_null[:, k], g))
+            out.append(m.head.sample(z[:, k], noise, nfe, mode, cfg_scale, z_null[:, k], g, z_mirror[:, k], mirror))
     again = m.denormalize(torch.stack(out, dim=1)).transpose(1, 2)
     assert torch.allclose(again, lat, atol=1e-5)
     assert lat.std() > 0.1  # not a degenerate (all-equal) output
@@ -283,3 +287,19 @@ def test_the_kv_cache_keeps_exactly_the_visible_keys_of_a_growing_stream():
         assert torch.equal(values, -keys) and int(seen[-len(kpos):].sum()) == int(seen.sum())  # none missing
         assert len(cache) == int((all_p > p[-1] - window).sum())  # kept: what the next token can see
         pos += n
+
+
+def test_mirror_guidance_in_the_head_extrapolates_away_from_the_mirrored_condition():
+    """At one network evaluation from pure noise, D = D(z_null) + cfg (D(z) - D(z_null)) + m (D(z) - D(z_mirror)),
+    each term the plain preconditioned denoiser; m = 0 is exactly the old two-row sampler."""
+    torch.manual_seed(0)
+    h = DiffusionHead(4, 8, 16, 1)
+    for p in h.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    z, zn, zm, noise = torch.randn(3, 8), torch.randn(3, 8), torch.randn(3, 8), torch.randn(3, 4)
+    s = torch.full((3,), 80.0)
+    d = {k: h.denoise(noise * 80.0, s, v) for k, v in (("c", z), ("u", zn), ("m", zm))}
+    got = h.sample(z, noise, 1, "consistency", 2.0, zn, None, zm, 1.5)
+    assert torch.allclose(got, d["u"] + 2.0 * (d["c"] - d["u"]) + 1.5 * (d["c"] - d["m"]), atol=1e-5)
+    assert torch.equal(h.sample(z, noise, 1, "consistency", 2.0, zn, None, zm, 0.0),
+                       h.sample(z, noise, 1, "consistency", 2.0, zn, None))

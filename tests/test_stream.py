@@ -37,15 +37,16 @@ def frames_of(n, size=16, seed=0):
     return [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(n)]
 
 
-def test_pushed_audio_equals_the_offline_decode_of_the_offline_run(ckpt):
+@pytest.mark.parametrize("mirror", [0.0, 2.0])
+def test_pushed_audio_equals_the_offline_decode_of_the_offline_run(ckpt, mirror):
     fr = frames_of(12)
-    with Reactor(ckpt, nfe=2, cfg=2.0, seed=3) as r:
+    with Reactor(ckpt, nfe=2, cfg=2.0, seed=3, mirror=mirror) as r:
         pushed = [r.push(f) for f in fr]
         net, codec = r.net, r.codec
     assert all(p.shape == (2, HOP) and p.dtype == np.float32 for p in pushed)
     with torch.no_grad():
         t = torch.from_numpy(np.stack(fr)).permute(0, 3, 1, 2)[None]
-        lat = net.generate(t, 2, "consistency", 2.0, seed=3)
+        lat = net.generate(t, 2, "consistency", 2.0, seed=3, mirror=mirror)
         offline = codec.decode(lat)[0].numpy()
     assert np.abs(np.concatenate(pushed, axis=1) - offline).max() < 1e-4
     assert np.abs(offline).max() > 1e-4

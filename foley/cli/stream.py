@@ -86,6 +86,7 @@ def _cmd_stream(a: argparse.Namespace) -> None:
     if ext in VIDEO_EXT and not is_file:
         raise FoleyError(f"{out}: muxing into a video needs a video file SOURCE; write .wav or .flac from a camera or pipe")
     reactor = Reactor(a.model, nfe=a.nfe, cfg=a.cfg, seed=a.seed, ntk=a.ntk, threads=a.threads, int8=a.int8,
+                      mirror=a.mirror,
                       device=a.device)
     frames = open_source(a.source, a.raw, reactor.fps, a.stall_timeout)
     total = io.count_frames(io.probe(a.source), reactor.fps) if is_file else None
@@ -124,6 +125,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--raw", metavar="WxH@FPS", help="stdin carries packed RGB24 frames of this size and rate")
     s.add_argument("--nfe", type=int, default=4, help="head evaluations per frame, 1..4 (default 4)")
     s.add_argument("--cfg", type=float, default=3.0, help="classifier-free guidance on the video token (default 3)")
+    s.add_argument("--mirror-guidance", dest="mirror", type=float, default=0.0,
+                   help="push each frame's sound away from where the mirrored picture would put it (default 0: off)")
     s.add_argument("--realtime", action="store_true", help="pace to the frame clock (as a live source would)")
     s.add_argument("--json", metavar="FILE", help="write latency p50_ms, p95_ms, p99_ms, misses as JSON")
     s.add_argument("--seed", type=int, default=0, help="the same seed gives the same audio")

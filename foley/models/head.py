@@ -147,34 +147,40 @@ class DiffusionHead(nn.Module):
 
     @torch.no_grad()
     def sample(self, z: Tensor, noise: Tensor, nfe: int, mode: Mode = "consistency", cfg: float = 1.0,
-               z_null: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+               z_null: Tensor | None = None, generator: torch.Generator | None = None,
+               z_mirror: Tensor | None = None, mirror: float = 0.0) -> Tensor:
         """(N, C) clean frames from `noise` (N, C) ~ N(0, 1) under z (N, Wz); `nfe` network evaluations (each a
-        batch of 2N with CFG, where `z_null` (N, Wz) is the unconditional z). Consistency re-noising draws from
-        `generator`."""
+        batch of 2N with CFG, where `z_null` (N, Wz) is the unconditional z; one more N with mirror guidance, where
+        `z_mirror` is z of the mirrored frames: D += mirror (D(z) - D(z_mirror))). Consistency re-noising draws
+        from `generator`."""
         if nfe < 1:
             raise ValueError(f"nfe must be >= 1, got {nfe}")
 
         if mode not in ("diffusion", "consistency"):
             raise ValueError(f"mode must be diffusion or consistency, got {mode!r}")
         guided = cfg != 1.0 and z_null is not None
+        mirrored = mirror > 0 and z_mirror is not None
         if mode == "consistency":
             sigmas = CONSISTENCY_SIGMAS.get(nfe) or karras(nfe, 0.2, SIGMA_MAX)
         else:
             sigmas = karras(nfe, SIGMA_MIN, SIGMA_MAX)
-        # what every evaluation shares, computed once: the condition's features (both halves under CFG) and
-        # the features of each noise level (the sigmas are fixed, so they are kept between frames)
-        zc = self.z_in(torch.cat([z, z_null]) if guided else z)
+        # what every evaluation shares, computed once: the condition's features (every row: conditional, null,
+        # mirrored) and the features of each noise level (the sigmas are fixed, so they are kept between frames)
+        rows = [z] + ([z_null] if guided else []) + ([z_mirror] if mirrored else [])
+        zc = self.z_in(torch.cat(rows))
         tc = self._noise_features(tuple(float(s) for s in sigmas), z.device)
         mods = self._modulations(tc[:, None] + zc[None])  # (levels, N, .) each: every level's adaLN in one batch
 
         def d(x: Tensor, i: int) -> Tensor:  # D(x; sigmas[i] | z), as `denoise` (scalings on Python floats)
             c_skip, c_out, c_in = self.scalings(float(sigmas[i]))
-            xx = torch.cat([x, x]) if guided else x
+            xx = torch.cat([x] * len(rows)) if len(rows) > 1 else x
             out = c_skip * xx + c_out * self._body(c_in * xx, [tuple(m[i] for m in mod) for mod in mods])
-            if not guided:
+            if len(rows) == 1:
                 return out
-            c, u = out.chunk(2)
-            return u + cfg * (c - u)
+            parts = out.chunk(len(rows))
+            c = parts[0]
+            guided_out = parts[1] + cfg * (c - parts[1]) if guided else c
+            return guided_out + mirror * (c - parts[-1]) if mirrored else guided_out
 
         if mode == "consistency":
             x0 = d(noise * sigmas[0], 0)

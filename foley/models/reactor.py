@@ -123,6 +123,12 @@ class StreamState:
     prev_frame: Tensor | None = None
     prev_latent: Tensor | None = None  # (B, C) normalised, fed at the next step
     generator: torch.Generator = field(default_factory=torch.Generator)
+    mirror: float = 0.0  # mirror guidance: a stream of the left-right mirrored frames rides along too
+
+    @property
+    def rows(self) -> tuple[str, ...]:
+        """The parallel streams, in batch order: the conditional one, CFG's null-video one, the mirrored one."""
+        return ("cond",) + (("null",) if self.cfg != 1.0 else ()) + (("mirror",) if self.mirror > 0 else ())
 
 
 class ReactorNet(nn.Module):
@@ -197,35 +203,41 @@ class ReactorNet(nn.Module):
 
     # ------------------------------------------------------------------ streaming
 
-    def start(self, batch: int = 1, cfg: float = 1.0, seed: int = 0) -> StreamState:
-        """A fresh stream of `batch` parallel sequences (twice that with CFG: the null-video stream rides along)."""
-        return StreamState([KVCache() for _ in self.blocks], batch, cfg, generator=torch.Generator().manual_seed(seed))
+    def start(self, batch: int = 1, cfg: float = 1.0, seed: int = 0, mirror: float = 0.0) -> StreamState:
+        """A fresh stream of `batch` parallel sequences (more with guidance: CFG's null-video stream, and with
+        `mirror` > 0 a stream of the mirrored frames, ride along in the same batch)."""
+        return StreamState([KVCache() for _ in self.blocks], batch, cfg, generator=torch.Generator().manual_seed(seed),
+                           mirror=mirror)
 
     @torch.no_grad()
     def step(self, st: StreamState, frame: Tensor, nfe: int = 4, mode: Mode = "consistency", ntk: float = 1.0) -> Tensor:
         """One video frame (B, 3, S, S) uint8 in -> its latent frame (B, C) out (raw codec scale)."""
-        guided = st.cfg != 1.0
-        v = self.video_tokens(frame[:, None], prev=st.prev_frame)  # (B, 1, W)
-        if guided:
-            v = torch.cat([v, (self.null_video + self.kind[0]).expand_as(v)])
-        toks = [v]
+        rows = st.rows
+        if "mirror" in rows:  # the frame and its mirror image through the tokenizer at once
+            prev = None if st.prev_frame is None else torch.cat([st.prev_frame, st.prev_frame.flip(-1)])
+            v, v_mirror = self.video_tokens(torch.cat([frame, frame.flip(-1)])[:, None], prev=prev).chunk(2)
+        else:
+            v, v_mirror = self.video_tokens(frame[:, None], prev=st.prev_frame), None  # (B, 1, W)
+        parts = {"cond": v, "null": (self.null_video + self.kind[0]).expand_as(v), "mirror": v_mirror}
+        toks = [torch.cat([parts[r] for r in rows])]
         pos = [st.pos]
         if st.prev_latent is not None:  # x_{k-1} enters now, just before v_k
             a = self.audio_in(st.prev_latent) + self.kind[1]
-            toks.insert(0, (torch.cat([a, a]) if guided else a)[:, None])
+            toks.insert(0, torch.cat([a] * len(rows))[:, None])
             pos.insert(0, st.pos - 1)
         h = self.trunk(torch.cat(toks, dim=1), torch.tensor(pos, device=frame.device), st.caches, ntk)[:, -1]
         noise = torch.randn((st.batch, self.channels), generator=st.generator).to(frame.device)
-        z, z_null = (h.chunk(2) if guided else (h, None))
-        x = self.head.sample(z, noise, nfe, mode, st.cfg, z_null, st.generator)
+        z = dict(zip(rows, h.chunk(len(rows))))
+        x = self.head.sample(z["cond"], noise, nfe, mode, st.cfg, z.get("null"), st.generator,
+                             z_mirror=z.get("mirror"), mirror=st.mirror)
         st.prev_frame, st.prev_latent, st.pos = frame, x, st.pos + 2
         return self.denormalize(x)
 
     @torch.no_grad()
     def generate(self, frames: Tensor, nfe: int = 4, mode: Mode = "consistency", cfg: float = 1.0, seed: int = 0,
-                 ntk: float = 1.0) -> Tensor:
+                 ntk: float = 1.0, mirror: float = 0.0) -> Tensor:
         """(B, T, 3, S, S) frames -> (B, C, T) latents, frame by frame (the same steps a stream takes)."""
-        st = self.start(frames.shape[0], cfg, seed)
+        st = self.start(frames.shape[0], cfg, seed, mirror)
         return torch.stack([self.step(st, frames[:, k], nfe, mode, ntk) for k in range(frames.shape[1])], dim=-1)
 
     def config_dict(self) -> dict:

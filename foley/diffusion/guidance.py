@@ -21,6 +21,14 @@ Conditional = Callable[[Tensor, Tensor, Tensor], Tensor]  # fn(x_t, t, drop (B,)
 Mirrorable = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]  # fn(x_t, t, drop, flip (B,) bool) -> v
 
 
+def combine(c: Tensor, u: Tensor | None, f: Tensor | None, scale: float, mirror: float) -> Tensor:
+    """The guided prediction from the conditional one c, the unconditional u (None: no CFG) and the one on the
+    mirrored picture f (None: no mirror guidance): u + scale (c - u) + mirror (c - f). The DiT's samplers and
+    the reactor's head both guide through it."""
+    out = c if u is None else u + scale * (c - u)
+    return out if f is None else out + mirror * (c - f)
+
+
 def cfg(fn: Conditional, scale: float) -> Callable[[Tensor, Tensor], Tensor]:
     """A denoiser fn(x, t) from a conditional one that drops its conditioning where `drop` is True."""
     def plain(x: Tensor, t: Tensor) -> Tensor:
@@ -32,7 +40,7 @@ def cfg(fn: Conditional, scale: float) -> Callable[[Tensor, Tensor], Tensor]:
     def guided(x: Tensor, t: Tensor) -> Tensor:
         drop = torch.arange(2 * x.shape[0], device=x.device) >= x.shape[0]  # second half unconditional
         c, u = fn(torch.cat([x, x]), torch.cat([t, t]), drop).chunk(2)
-        return u + scale * (c - u)
+        return combine(c, u, None, scale, 0.0)
 
     return guided
 
@@ -48,6 +56,6 @@ def mirror_cfg(fn: Mirrorable, scale: float, mirror: float) -> Callable[[Tensor,
         row = torch.arange(3 * b, device=x.device)
         drop, flip = (row >= b) & (row < 2 * b), row >= 2 * b  # rows: conditional, unconditional, mirrored
         c, u, f = fn(torch.cat([x, x, x]), torch.cat([t, t, t]), drop, flip).chunk(3)
-        return u + scale * (c - u) + mirror * (c - f)
+        return combine(c, u, f, scale, mirror)
 
     return guided

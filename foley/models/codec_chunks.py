@@ -67,12 +67,11 @@ class _Audio:
 def _latents(codec: torch.nn.Module, audio: _Audio, chunk: int) -> Iterator[Tensor]:
     """Raw latents (1, k, C) of consecutive frames, chunk by chunk, as a whole-clip encode makes them."""
     cfg, hop, m = codec.cfg, codec.cfg.hop, ENCODE_MARGIN
-    analysers = [codec.analysis] + ([codec.tonal_analysis] if cfg.tonal else [])
-    past = {id(codec.analysis): cfg.sub_hop}
-    if cfg.tonal:
-        ta = codec.tonal_analysis
-        past[id(ta)] = ta.win - ta.sub_hop - ta.lookahead
-    context = max(past.values())
+    ta = codec.tonal_analysis if cfg.tonal else None
+    analysers = [codec.analysis] + ([ta] if ta is not None else [])
+    past_spectral = cfg.sub_hop  # samples before a frame that each analyser reads
+    past_tonal = ta.win - ta.sub_hop - ta.lookahead if ta is not None else 0
+    context = max(past_spectral, past_tonal)
     held: Tensor | None = None  # the held f0 just before the next chunk's first analysed frame
     a = 0
     while True:
@@ -86,9 +85,9 @@ def _latents(codec: torch.nn.Module, audio: _Audio, chunk: int) -> Iterator[Tens
         x = torch.from_numpy(audio.span(s * hop, min(e * hop, audio.end)))[None]  # the codec pads the last frame
         left = audio.span(s * hop - context, s * hop)
         # the analysers read their left context from their state (what a stream would have carried there)
-        codec.analysis.set_streaming_state({"past": torch.from_numpy(left[:, context - past[id(codec.analysis)]:])[None]})
-        if cfg.tonal:
-            state = {"past": torch.from_numpy(left.sum(0)[context - past[id(ta)]:])[None]}
+        codec.analysis.set_streaming_state({"past": torch.from_numpy(left[:, context - past_spectral:])[None]})
+        if ta is not None:
+            state = {"past": torch.from_numpy(left.sum(0)[context - past_tonal:])[None]}
             ta.set_streaming_state(state if held is None else {**state, "f0": held})
         try:
             with torch.no_grad():

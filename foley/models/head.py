@@ -23,6 +23,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from foley.diffusion.guidance import combine
 from foley.models.layers import timestep_embedding
 
 SIGMA_MAX, SIGMA_MIN = 80.0, 0.002
@@ -178,9 +179,7 @@ class DiffusionHead(nn.Module):
             if len(rows) == 1:
                 return out
             parts = out.chunk(len(rows))
-            c = parts[0]
-            guided_out = parts[1] + cfg * (c - parts[1]) if guided else c
-            return guided_out + mirror * (c - parts[-1]) if mirrored else guided_out
+            return combine(parts[0], parts[1] if guided else None, parts[-1] if mirrored else None, cfg, mirror)
 
         if mode == "consistency":
             x0 = d(noise * sigmas[0], 0)

@@ -121,7 +121,7 @@ def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 class KVCache:
     """One attention layer's keys and values of a stream, in preallocated buffers (no copy of the whole cache per
     token): new keys are written after the kept ones; when the buffer is full the kept ones (at most a window)
-    move to its front, once every `capacity - window` tokens."""
+    move to the front of a fresh one, once every ~window tokens."""
 
     def __init__(self) -> None:
         self.k: Tensor | None = None
@@ -136,26 +136,22 @@ class KVCache:
         """(B, H, S, d) the kept keys (a view)."""
         return self.k[:, :, self.start:self.end] if self.k is not None else torch.empty(0)
 
+    def _refill(self, k: Tensor, v: Tensor, pos: Tensor, capacity: int) -> None:
+        """New buffers of `capacity` slots (shaped like k, v, pos) that start with the kept keys."""
+        kept = len(self)
+        new = [t.new_empty(*t.shape[:-2], capacity, t.shape[-1]) for t in (k, v)] + [pos.new_empty(capacity)]
+        if kept:
+            s, e = self.start, self.end
+            new[0][:, :, :kept], new[1][:, :, :kept], new[2][:kept] = self.k[:, :, s:e], self.v[:, :, s:e], self.pos[s:e]
+        self.k, self.v, self.pos = new
+        self.start, self.end = 0, kept
+
     def append(self, k: Tensor, v: Tensor, pos: Tensor, window: int) -> tuple[Tensor, Tensor, Tensor]:
         """Add (B, H, L, d) keys and values at positions pos (L,); -> every key, value and position the new tokens
         may attend to (views), after which only what a later token can still see is kept."""
         n = k.shape[2]
-        if self.k is None or self.k.shape[:2] != k.shape[:2] or self.k.shape[3] != k.shape[3]:
-            cap = 2 * window + n
-            self.k, self.v = k.new_empty(*k.shape[:2], cap, k.shape[3]), v.new_empty(*v.shape[:2], cap, v.shape[3])
-            self.pos = pos.new_empty(cap)
-            self.start = self.end = 0
-        if self.end + n > self.k.shape[2]:  # move the kept keys to the front (grow if they still do not fit)
-            kept = len(self)
-            cap = max(self.k.shape[2], kept + n)
-            s, e = self.start, self.end
-            k_old, v_old, p_old = self.k[:, :, s:e].clone(), self.v[:, :, s:e].clone(), self.pos[s:e].clone()
-            if cap > self.k.shape[2]:
-                self.k, self.v = self.k.new_empty(*self.k.shape[:2], cap, self.k.shape[3]), self.v.new_empty(
-                    *self.v.shape[:2], cap, self.v.shape[3])
-                self.pos = self.pos.new_empty(cap)
-            self.k[:, :, :kept], self.v[:, :, :kept], self.pos[:kept] = k_old, v_old, p_old
-            self.start, self.end = 0, kept
+        if self.k is None or self.end + n > self.k.shape[2]:  # first use, or full: the kept keys to a new front
+            self._refill(k, v, pos, max(2 * window, len(self)) + n)
         e = self.end + n
         self.k[:, :, self.end:e], self.v[:, :, self.end:e], self.pos[self.end:e] = k, v, pos
         self.end = e

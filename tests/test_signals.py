@@ -9,17 +9,18 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-# The CLI with each codec block held back 1 s: the write under way lasts seconds on any machine, so the signal
+# The CLI with each codec block held back 1 s (both streams the roundtrip may pick): the write under way lasts seconds on any machine, so the signal
 # always lands mid-write (on a fast or loaded machine a plain roundtrip could end between the poll and the signal).
 _SLOW_CLI = """
 import sys, time
 import foley.roundtrip as r
-fast = r.codec_blocks
-def slow(*args, **kwargs):
-    for block in fast(*args, **kwargs):
-        time.sleep(1.0)
-        yield block
-r.codec_blocks = slow
+def slowed(fast):
+    def slow(*args, **kwargs):
+        for block in fast(*args, **kwargs):
+            time.sleep(1.0)
+            yield block
+    return slow
+r.codec_blocks, r.offline_blocks = slowed(r.codec_blocks), slowed(r.offline_blocks)  # causal and offline codecs
 from foley.cli import main
 sys.exit(main(sys.argv[1:]))
 """

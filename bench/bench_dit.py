@@ -133,25 +133,32 @@ def world_truth(world: Path, keys: list[str]) -> dict[str, tuple]:
 def dominant_table(rows: dict[str, Path], world: Path, keys: list[str], margin_db: float = 10.0) -> list[str]:
     """Per row: BAS over the frames where one object's sound is `margin_db` above the rest of the mix (its other
     objects and the ambience; `foley.world.checks.dominant_bas`), over every such object, and over the clips with
-    one object only. The frames where an object can be heard are where its placement can be judged."""
-    from foley.world.checks import dominant_bas
+    one object only. The frames where an object can be heard are where its placement can be judged. Then, on the
+    clips with several objects, where those frames' sound was heard (`dominant_misses`): on the dominant object,
+    on another object (the wrong one was placed), centred, or elsewhere."""
+    from foley.world.checks import MISSES, dominant_bas, dominant_misses
 
     truth = world_truth(world, keys)
     missing = sorted(set(keys) - set(truth))
     if missing:
         raise SystemExit(f"{len(missing)} clips are not in the world shards under {world} (first: {missing[0]})")
     lines = [f"| row | BAS, each object where it dominates ({margin_db:g} dB) | objects | the same, one-object clips | "
-             "objects |", "|---|---|---|---|---|"]
+             "objects | " + " | ".join(f"several objects: {k}" for k in MISSES) + " |", "|---" * (5 + len(MISSES)) + "|"]
     for name, folder in rows.items():
-        every, single = [], []
+        every, single, misses = [], [], dict.fromkeys(MISSES, 0)
         for key in keys:
             stems, amb, tracks = truth[key]
             audio = io.read_audio(folder / f"{key}.flac", sr=SR, channels=2)
             vals = [v for v in dominant_bas(audio, stems, amb, tracks, SR, margin_db) if not np.isnan(v)]
             every += vals
             single += vals if len(tracks) == 1 else []
+            if len(tracks) > 1:
+                for k, v in dominant_misses(audio, stems, amb, tracks, SR, margin_db).items():
+                    misses[k] += v
+        total = max(1, sum(misses.values()))
         lines.append(f"| {name} | {np.mean(every):.3f} | {len(every)} | "
-                     f"{np.mean(single) if single else float('nan'):.3f} | {len(single)} |")
+                     f"{np.mean(single) if single else float('nan'):.3f} | {len(single)} | "
+                     + " | ".join(f"{misses[k] / total:.3f}" for k in MISSES) + " |")
         print(lines[-1], flush=True)
     return lines
 

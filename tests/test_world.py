@@ -239,3 +239,34 @@ def test_a_bad_make_request_leaves_the_folder_untouched(tmp_path, kw):
     with pytest.raises(WorldError):
         make_world(out, **{"rank": 0, "world_size": 1, **kw}, progress=False)
     assert not out.exists()
+
+
+def test_dominant_misses_tell_the_wrong_object_from_a_centred_or_wrong_side_sound():
+    from foley.spatial import pan_gains
+    from foley.tracks import Track
+    from foley.world.checks import MISSES, dominant_misses
+
+    fps, k = 25, 50
+    n = k * SR // fps
+    rng = np.random.default_rng(0)
+    tracks = [Track(fps, np.full(k, x), np.zeros(k), np.full(k, 0.05), np.ones(k, bool)) for x in (-0.6, 0.6)]
+    half = np.arange(n) < n // 2  # object 0 sounds in the first half, object 1 in the second
+    stems = np.stack([rng.standard_normal(n) * half, rng.standard_normal(n) * ~half]).astype(np.float32)
+    amb = 0.001 * rng.standard_normal(n).astype(np.float32)
+
+    def placed(xs):  # each stem panned to the given position
+        out = np.zeros((2, n), np.float32)
+        for s, x in zip(stems, xs):
+            gl, gr = pan_gains(np.array([x]))
+            out += np.stack([float(gl[0]) * s, float(gr[0]) * s])
+        return out
+
+    def shares(audio):
+        m = dominant_misses(audio, stems, amb, tracks, SR)
+        assert set(m) == set(MISSES) and sum(m.values()) >= 40  # most frames have one dominant object
+        return {key: v / sum(m.values()) for key, v in m.items()}
+
+    assert shares(placed((-0.6, 0.6)))["right"] >= 0.95
+    assert shares(placed((0.6, -0.6)))["another object"] >= 0.95  # each sound at the other object
+    assert shares(placed((0.0, 0.0)))["centre"] >= 0.95
+    assert shares(placed((0.6, 0.6)))["right"] == pytest.approx(0.5, abs=0.05)  # object 0's frames go to object 1

@@ -26,6 +26,29 @@ def dominant_frames(stems: np.ndarray, ambience: np.ndarray, tracks: list[Track]
     return e[:-1] > rest * 10 ** (margin_db / 10)
 
 
+MISSES = ("right", "another object", "centre", "elsewhere")
+
+
+def dominant_misses(stereo: np.ndarray, stems: np.ndarray, ambience: np.ndarray, tracks: list[Track], sr: int,
+                    margin_db: float = 10.0, centre: float = 0.05) -> dict[str, int]:
+    """Frames where an object dominates, counted by where the audio's position bin falls (`MISSES`): on the
+    object's bin, on another object's bin in that frame (the wrong object was placed), centred, or elsewhere."""
+    dom = dominant_frames(stems, ambience, tracks, sr, margin_db)  # (O, K)
+    pos = audio_position(stereo, sr, tracks[0].fps, n_frames=len(tracks[0]))
+    heard = position_bin(pos.pan, centre)
+    bins = np.stack([position_bin(t.x, centre) for t in tracks])  # (O, K)
+    out = dict.fromkeys(MISSES, 0)
+    for o in range(len(tracks)):
+        sel = dom[o] & ~pos.silent
+        right = heard == bins[o]
+        other = np.any(np.delete(bins, o, axis=0) == heard, axis=0) & ~right
+        out["right"] += int((sel & right).sum())
+        out["another object"] += int((sel & other).sum())
+        out["centre"] += int((sel & ~right & ~other & (heard == 0)).sum())
+        out["elsewhere"] += int((sel & ~right & ~other & (heard != 0)).sum())
+    return out
+
+
 def _energies(signals: np.ndarray, sr: int, fps: float, k: int) -> np.ndarray:
     """(C, K) energy of each row of (C, N) in each video frame (pairs through `frame_energies`)."""
     rows = list(signals)

@@ -157,7 +157,7 @@ class Generator:
             last, n = pending is None, len(buf)
             z = self.latents(torch.stack(buf), cond, settings, i)
             ramp = _ramp(n, hop, fade_in=i > 0, fade_out=not last)
-            y = self.codec.decode(z)[0].cpu().numpy()[:, : n * hop] * ramp  # (2, n * hop)
+            y = self.codec.decode(self.codec.cap_loudness(z))[0].cpu().numpy()[:, : n * hop] * ramp  # (2, n * hop)
             w = ramp.copy()
             if tail is not None:
                 f = tail[1].size

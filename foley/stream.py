@@ -88,7 +88,7 @@ class Reactor:
             f = resize_frames(f, self.net.cfg.frame_size)[:, 0].to(self.device)
             x = self.net.step(self.state, f, self.nfe, self.mode, self.ntk)  # (1, C)
             self.frames += 1
-            return self.codec.decode(x[:, :, None])[0].cpu().numpy()  # (2, hop)
+            return self.codec.decode(self.codec.cap_loudness(x[:, :, None]))[0].cpu().numpy()  # (2, hop)
 
     def close(self) -> None:
         self._stack.close()

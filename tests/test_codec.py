@@ -173,3 +173,28 @@ def test_band_energies_survive_an_untrained_codec_and_silence_stays_silent():
     loud = ex > ex.max() - math.log(1e4)  # bands within 40 dB of the loudest
     assert (ey - ex)[:, 2:][loud[:, 2:]].abs().mean() < math.log(10 ** 0.2)  # < 2 dB after the first frames
     assert quiet.abs().max() < 1e-3
+
+
+def test_cap_loudness_lowers_only_impossible_frames_and_keeps_their_spectrum():
+    from foley.models.codec import LOUDEST_RMS
+
+    codec = load_codec()  # the shipped codec: its latent normalisation is the one generators sample in
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(12 * HOP) / 48000
+    x = 0.3 * torch.randn(1, 2, 12 * HOP, generator=g) + 0.5 * torch.sin(2 * math.pi * 440 * t)  # RMS ~0.47
+    with torch.no_grad():
+        z = codec.encode(x.clamp(-1, 1))
+        assert torch.equal(codec.cap_loudness(z), z)  # audio within full scale passes bit for bit
+        cs, nb = codec.cfg.spectral_channels, codec.cfg.stereo_bands
+        loud = z.clone()
+        loud[:, cs:cs + nb, 4:8] += 4.0 / codec.latent_std[cs:cs + nb, None]  # e^4: frames at RMS ~3.5
+        capped = codec.cap_loudness(loud)
+        rms = lambda y: y.reshape(2, -1, HOP).pow(2).mean((0, 2)).sqrt()  # noqa: E731
+        before, after = rms(codec.decode(loud)[0]), rms(codec.decode(capped)[0])
+    assert before[4:8].min() > 3 * LOUDEST_RMS  # what guidance can ask for
+    assert torch.all((after[4:8] > 0.8 * LOUDEST_RMS) & (after[4:8] < 1.25 * LOUDEST_RMS)), after  # held at the cap
+    assert torch.equal(capped[..., :4], z[..., :4]) and torch.equal(capped[..., 8:], z[..., 8:])  # others untouched
+    assert torch.equal(capped[:, :cs], loud[:, :cs]) and torch.equal(capped[:, cs + nb:], loud[:, cs + nb:])
+    raw = lambda v: v[:, cs:cs + nb, 4:8] * codec.latent_std[cs:cs + nb, None]  # noqa: E731
+    shape = lambda v: raw(v) - raw(v).mean(1, keepdim=True)  # noqa: E731
+    assert torch.allclose(shape(capped), shape(loud), atol=1e-4)  # the bands move together: the spectrum is kept

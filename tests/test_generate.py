@@ -183,3 +183,29 @@ def test_an_overshooting_generation_is_limited_and_reported(setup, caplog, monke
     scaled = quiet * (2.0 / np.abs(quiet).max())
     body = np.abs(scaled) <= 0.9
     assert body.mean() > 0.5 and np.allclose(loud[body], scaled[body], atol=1e-5)  # only the peaks were bent
+
+
+def test_generated_frames_louder_than_audio_can_be_are_capped(setup, monkeypatch):
+    from foley.generate import Generator, Settings
+    from foley.models.codec import LOUDEST_RMS
+
+    gen = Generator(str(setup / "tiny.pt"))
+    st = Settings(2.0, 2, "ddim", 5, mirror=0.0)
+    cs, nb = gen.codec.cfg.spectral_channels, gen.codec.cfg.stereo_bands
+    real = gen.latents
+
+    def blown_up(*args):  # what strong guidance can produce: band energies e^8 too high
+        z = real(*args).clone()
+        z[:, cs:cs + nb] += 8.0 / gen.codec.latent_std[cs:cs + nb, None]
+        return z
+
+    def frame_rms():
+        y = np.concatenate(list(gen.blocks(setup / "v.mp4", duration=2.0, settings=st)), axis=1)
+        return np.sqrt((y[:, : y.shape[1] // 1920 * 1920] ** 2).reshape(2, -1, 1920).mean(axis=(0, 2)))
+
+    monkeypatch.setattr(gen, "latents", blown_up)
+    capped = frame_rms()
+    monkeypatch.setattr(gen.codec, "cap_loudness", lambda z: z)
+    uncapped = frame_rms()  # only the soft limiter left: samples pinned near full scale
+    assert capped.max() <= 1.25 * LOUDEST_RMS and np.median(capped) > 0.5 * LOUDEST_RMS, capped
+    assert np.median(uncapped) > 1.5 * LOUDEST_RMS, uncapped

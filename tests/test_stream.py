@@ -47,9 +47,35 @@ def test_pushed_audio_equals_the_offline_decode_of_the_offline_run(ckpt, mirror)
     with torch.no_grad():
         t = torch.from_numpy(np.stack(fr)).permute(0, 3, 1, 2)[None]
         lat = net.generate(t, 2, "consistency", 2.0, seed=3, mirror=mirror)
-        offline = codec.decode(lat)[0].numpy()
+        offline = codec.decode(codec.cap_loudness(lat))[0].numpy()
     assert np.abs(np.concatenate(pushed, axis=1) - offline).max() < 1e-4
     assert np.abs(offline).max() > 1e-4
+
+
+def test_pushed_frames_louder_than_audio_can_be_are_capped(ckpt, monkeypatch):
+    from foley.models.codec import LOUDEST_RMS
+
+    fr = frames_of(8)
+
+    def pushed_rms(cap: bool):
+        with Reactor(ckpt, nfe=1, cfg=2.0, seed=3) as r:
+            cs, nb = r.codec.cfg.spectral_channels, r.codec.cfg.stereo_bands
+            step = r.net.step
+
+            def blown_up(*args):  # band energies e^8 too high, as strong guidance can ask for
+                x = step(*args).clone()
+                x[:, cs:cs + nb] += 8.0 / r.codec.latent_std[cs:cs + nb]
+                return x
+
+            monkeypatch.setattr(r.net, "step", blown_up)
+            if not cap:
+                monkeypatch.setattr(r.codec, "cap_loudness", lambda z: z)
+            y = np.concatenate([r.push(f) for f in fr], axis=1)
+        return np.sqrt((y ** 2).reshape(2, -1, HOP).mean(axis=(0, 2)))
+
+    capped, uncapped = pushed_rms(True), pushed_rms(False)
+    assert capped.max() <= 1.25 * LOUDEST_RMS and np.median(capped) > 0.5 * LOUDEST_RMS, capped
+    assert np.median(uncapped) > 2 * LOUDEST_RMS, uncapped
 
 
 def test_a_live_reactor_leaves_the_callers_autograd_alone_and_a_second_one_loads_beside_it(ckpt):

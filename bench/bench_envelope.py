@@ -68,7 +68,14 @@ def procedural_voices(n: int) -> dict[str, np.ndarray]:
     return {f"voice {i}": panned(voice(3 * 48000, 48000, np.random.default_rng(1000 + i)), 0.3 - 0.2 * i) for i in range(n)}
 
 
+def speech_scores(speech: dict[str, np.ndarray], out: dict[str, np.ndarray]) -> list[float]:
+    """Mean PESQ-WB, STOI and DNSMOS of the outputs against their sounds (same keys)."""
+    return [np.mean([L.pesq_wb(speech[k], y) for k, y in out.items()]),
+            np.mean([L.stoi(speech[k], y) for k, y in out.items()]), np.mean([L.dnsmos(y) for y in out.values()])]
+
+
 def world_clips(n: int) -> list[np.ndarray]:
+    """The objaware mixes of the world's first n validation clips (the default preset), float32 (2, N)."""
     from foley.world import PRESETS as WORLD, render as render_scene, sample_scene, synthesize
 
     wcfg = replace(WORLD["default"], fps=25, sr=48000)
@@ -105,8 +112,7 @@ def main() -> None:
     for tonal_env, noise_env in pairs:
         for gain in (float(g) for g in a.gains.split(",")):
             ys = {k: render(codec, x, tonal_env, noise_env, gain, a.low_bands) for k, x in speech.items()}
-            row = [np.mean([L.pesq_wb(speech[k], y) for k, y in ys.items()]),
-                   np.mean([L.stoi(speech[k], y) for k, y in ys.items()]), np.mean([L.dnsmos(y) for y in ys.values()])]
+            row = speech_scores(speech, ys)
             if world:
                 row.append(np.mean([mel_distance(torch.from_numpy(render(codec, x, tonal_env, noise_env, gain, a.low_bands)),
                                                  torch.from_numpy(x), codec.cfg.sr) for x in world]))

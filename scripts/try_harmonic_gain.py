@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +26,12 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
+from bench_envelope import speech_scores, world_clips as world_val  # noqa: E402
 from bench_listening import speech_sounds  # noqa: E402
-from foley.metrics import listening as L  # noqa: E402
 from foley.metrics.codec import mel_distance  # noqa: E402
 from foley.models.codec import DEFAULT_CHECKPOINT, LossWeights, load_codec  # noqa: E402
 from foley.roundtrip import codec_audio  # noqa: E402
 from foley.train.codec import batch_at, tonal_clips, world_clips  # noqa: E402
-from foley.world import PRESETS as WORLD, render as render_scene, sample_scene, synthesize  # noqa: E402
 
 
 def with_gain_head(codec) -> nn.Module:
@@ -79,11 +77,7 @@ def main() -> None:
         sys.exit("the codec has no tonal path (v1): nothing to scale")
     head = with_gain_head(codec)
     speech = speech_sounds()
-    wcfg = replace(WORLD["default"], fps=cfg.fps, sr=cfg.sr)
-    world = []
-    for i in range(16):
-        scene = sample_scene(wcfg, 0, "val", i)
-        world.append(synthesize(scene, render_scene(scene)).mixes["objaware"].astype(np.float32))
+    world = world_val(16)
 
     def score() -> str:
         codec.eval()
@@ -91,9 +85,7 @@ def main() -> None:
             ys = {k: codec_audio(codec, x.astype(np.float32)) for k, x in speech.items()}
             mel = np.mean([mel_distance(torch.from_numpy(codec_audio(codec, x)), torch.from_numpy(x), cfg.sr) for x in world])
         codec.train()
-        sp = (f"PESQ-WB {np.mean([L.pesq_wb(speech[k], y) for k, y in ys.items()]):.3f}, "
-              f"STOI {np.mean([L.stoi(speech[k], y) for k, y in ys.items()]):.3f}, "
-              f"DNSMOS {np.mean([L.dnsmos(y) for y in ys.values()]):.2f}, ") if speech else ""
+        sp = "PESQ-WB {:.3f}, STOI {:.3f}, DNSMOS {:.2f}, ".format(*speech_scores(speech, ys)) if speech else ""
         return sp + f"world val mel {mel:.4f}"
 
     print("before:", score(), flush=True)

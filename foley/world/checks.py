@@ -29,17 +29,23 @@ def dominant_frames(stems: np.ndarray, ambience: np.ndarray, tracks: list[Track]
 MISSES = ("right", "another object", "centre", "elsewhere")
 
 
+def _placements(stereo: np.ndarray, stems: np.ndarray, ambience: np.ndarray, tracks: list[Track], sr: int,
+                margin_db: float, centre: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(O, K) frames each object dominates and the audio is heard, the audio's position bin (K,), and each
+    object's position bin (O, K): what `dominant_bas` and `dominant_misses` both count from."""
+    dom = dominant_frames(stems, ambience, tracks, sr, margin_db)  # (O, K)
+    pos = audio_position(stereo, sr, tracks[0].fps, n_frames=len(tracks[0]))
+    bins = np.stack([position_bin(t.x, centre) for t in tracks])  # (O, K)
+    return dom & ~pos.silent, position_bin(pos.pan, centre), bins
+
+
 def dominant_misses(stereo: np.ndarray, stems: np.ndarray, ambience: np.ndarray, tracks: list[Track], sr: int,
                     margin_db: float = 10.0, centre: float = 0.05) -> dict[str, int]:
     """Frames where an object dominates, counted by where the audio's position bin falls (`MISSES`): on the
     object's bin, on another object's bin in that frame (the wrong object was placed), centred, or elsewhere."""
-    dom = dominant_frames(stems, ambience, tracks, sr, margin_db)  # (O, K)
-    pos = audio_position(stereo, sr, tracks[0].fps, n_frames=len(tracks[0]))
-    heard = position_bin(pos.pan, centre)
-    bins = np.stack([position_bin(t.x, centre) for t in tracks])  # (O, K)
+    judged, heard, bins = _placements(stereo, stems, ambience, tracks, sr, margin_db, centre)
     out = dict.fromkeys(MISSES, 0)
-    for o in range(len(tracks)):
-        sel = dom[o] & ~pos.silent
+    for o, sel in enumerate(judged):
         right = heard == bins[o]
         other = np.any(np.delete(bins, o, axis=0) == heard, axis=0) & ~right
         out["right"] += int((sel & right).sum())
@@ -61,14 +67,8 @@ def _energies(signals: np.ndarray, sr: int, fps: float, k: int) -> np.ndarray:
 def dominant_bas(stereo: np.ndarray, stems: np.ndarray, ambience: np.ndarray, tracks: list[Track], sr: int,
                  margin_db: float = 10.0, centre: float = 0.05) -> list[float]:
     """Per object, BAS (StereoFoley §3.3) over the frames where it dominates the mix; NaN if it never does."""
-    dom = dominant_frames(stems, ambience, tracks, sr, margin_db)  # (O, K)
-    pos = audio_position(stereo, sr, tracks[0].fps, n_frames=len(tracks[0]))
-    out = []
-    for d, t in zip(dom, tracks):
-        sel = d & ~pos.silent
-        match = position_bin(t.x, centre) == position_bin(pos.pan, centre)
-        out.append(float(match[sel].mean()) if sel.any() else math.nan)
-    return out
+    judged, heard, bins = _placements(stereo, stems, ambience, tracks, sr, margin_db, centre)
+    return [float((b == heard)[sel].mean()) if sel.any() else math.nan for sel, b in zip(judged, bins)]
 
 
 def onsets(signal: np.ndarray, sr: int, hop_s: float = 0.005, window: int = 4, rise_db: float = 9.0,

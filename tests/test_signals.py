@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-# The CLI with each codec block held back 1 s (both streams the roundtrip may pick): the write under way lasts seconds on any machine, so the signal
-# always lands mid-write (on a fast or loaded machine a plain roundtrip could end between the poll and the signal).
+# The CLI with its codec blocks held back (both streams the roundtrip may pick): 1 s before the first, which opens
+# the temporary, then 30 s before each later one. The signal interrupts the wait, so the test stays short; a signal
+# that went unheard would show as a timeout, never as a write that happened to end first (CI saw one exit 0 with 1 s).
 _SLOW_CLI = """
 import sys, time
 import foley.roundtrip as r
 def slowed(fast):
     def slow(*args, **kwargs):
-        for block in fast(*args, **kwargs):
-            time.sleep(1.0)
+        for i, block in enumerate(fast(*args, **kwargs)):
+            time.sleep(1.0 if i == 0 else 30.0)
             yield block
     return slow
 r.codec_blocks, r.offline_blocks = slowed(r.codec_blocks), slowed(r.offline_blocks)  # causal and offline codecs
@@ -49,7 +50,11 @@ def _start(tmp_path):
 def test_a_signal_mid_write_leaves_nothing_behind(tmp_path, sig, code):
     proc, out = _start(tmp_path)
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=45)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"signal {sig!r} went unheard: the roundtrip was still running 45 s later")
     assert proc.returncode == code and "Traceback" not in err
     assert not out.exists() and list(tmp_path.glob(".*part*")) == []
 

@@ -14,7 +14,6 @@ by `foley.evaluate`. Speed: seconds per 8 s clip at 100, 25 and 8 steps, and pea
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,8 @@ from foley import io  # noqa: E402
 from foley.evaluate import evaluate, find_pairs, read_truth  # noqa: E402
 from foley.generate import MIRROR, Generator, Settings  # noqa: E402
 from foley.models.clap import load_clap  # noqa: E402
+
+from bench_dit_speed import peak_memory, speed  # noqa: E402
 
 SR = 48000
 COLUMNS = ("bas_in", "bas_off", "bas_all", "bas_single", "stereo_score", "fd", "kl", "clap", "sync_f1", "class_acc")
@@ -58,19 +59,6 @@ def spatialize_row(source: Path, clips: Path, keys: list[str], out: Path) -> Non
         tracks = read_truth(clips / f"{key}.json").tracks
         placed = render_source(audio.mean(0), tracks[0], SR) if tracks else audio
         io.write_audio(out / f"{key}.flac", placed.astype(np.float32), SR)
-
-
-def speed(gen: Generator, clip: Path, steps: tuple[int, ...], mirror: float) -> list[tuple[int, float]]:
-    """Seconds to generate 8 s of audio at each step count (the 4 s clip twice over: two windows)."""
-    from foley.generate import WINDOW
-
-    out = []
-    for s in steps:
-        t0 = time.time()
-        for _ in range(2):
-            gen(clip, settings=Settings(steps=s, cfg_strength=6.0, mirror=mirror), duration=WINDOW / gen.codec.cfg.fps)
-        out.append((s, time.time() - t0))
-    return out
 
 
 def score(folder: Path, clips: Path, keys: list[str], model) -> dict:  # noqa: ANN001
@@ -221,8 +209,8 @@ def main(argv: list[str] | None = None) -> None:
               f"generation {secs['obj']:.1f} s per 4 s clip (obj) on this machine"]
     if a.speed:
         lines += ["", "| steps | seconds per 8 s clip |", "|---|---|"]
-        lines += [f"| {s} | {t:.1f} |" for s, t in speed(gens["obj"], clips / f"{keys[0]}.mp4", (100, 25, 8), a.mirror)]
-        lines.append(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+        lines += [f"| {s} | {t:.1f} |" for s, t in speed(gens["obj"], clips / f"{keys[0]}.mp4", mirror=a.mirror)]
+        lines.append(f"\n{peak_memory(gens['obj'].device)}")
     text = "\n".join(lines)
     print(text)
     if a.markdown:

@@ -67,7 +67,7 @@ class Generator:
         from foley.models.codec import load_codec
         from foley.models.dit import load_dit
 
-        self.codec = load_codec(map_location=device).eval()
+        self.codec = load_codec().eval().to(device)  # the weights load on the CPU, then move (as in foley.stream)
         self.dit, ckpt = load_dit(checkpoint_path(model), self.codec, device)
         self.clap = load_clap(device=device)
         self.device = torch.device(device)

@@ -16,12 +16,12 @@ import argparse
 import csv
 import shutil
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from foley.generate import checkpoint_path
 from foley.models.dit import FORMAT
 from foley.train.dit import DitTask, DitTaskConfig, run_dit, ship
 from foley.train.loop import LoopConfig, resume_configs, train
@@ -64,11 +64,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--probe", type=int, default=40, help="steps of each timing probe")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--cache-dir", default="runs/dit")
+    p.add_argument("--init-base", default="",
+                   help="warm start base from this DiT checkpoint (e.g. 'base', the shipped one: train it further)")
     a = p.parse_args(argv)
     root = Path(a.out)
     lc = LoopConfig(steps=1, batch=a.batch, lr=a.lr_base, warmup=200, weight_decay=0.01, ema=0.999,
                     val_every=a.val_every, save_every=a.val_every, threads=torch.get_num_threads())
-    tc = DitTaskConfig(stage="base", clips=a.clips, cache_dir=a.cache_dir)
+    init = str(checkpoint_path(a.init_base)) if a.init_base else ""
+    tc = DitTaskConfig(stage="base", clips=a.clips, cache_dir=a.cache_dir, init=init)
     dest = Path(a.ship) if a.ship else None
 
     def shipped(name: str, run: Path) -> Path:  # each stage ships as soon as it ends (a budget cut keeps base)

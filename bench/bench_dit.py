@@ -132,12 +132,16 @@ def dominant_table(rows: dict[str, Path], world: Path, keys: list[str], margin_d
         raise SystemExit(f"{len(missing)} clips are not in the world shards under {world} (first: {missing[0]})")
     lines = [f"| row | BAS, each object where it dominates ({margin_db:g} dB) | objects | the same, one-object clips | "
              "objects | " + " | ".join(f"several objects: {k}" for k in MISSES) + " |", "|---" * (5 + len(MISSES)) + "|"]
+    objects: dict[str, list[tuple[float, str, float]]] = {}  # row -> (object's mean size, class, its BAS)
     for name, folder in rows.items():
         every, single, misses = [], [], dict.fromkeys(MISSES, 0)
         for key in keys:
             stems, amb, tracks = truth[key]
             audio = io.read_audio(folder / f"{key}.flac", sr=SR, channels=2)
-            vals = [v for v in dominant_bas(audio, stems, amb, tracks, SR, margin_db) if not np.isnan(v)]
+            per = dominant_bas(audio, stems, amb, tracks, SR, margin_db)
+            objects.setdefault(name, []).extend((float(np.nanmean(t.mass)), t.label, v)
+                                                for t, v in zip(tracks, per) if not np.isnan(v))
+            vals = [v for v in per if not np.isnan(v)]
             every += vals
             single += vals if len(tracks) == 1 else []
             if len(tracks) > 1:
@@ -148,7 +152,24 @@ def dominant_table(rows: dict[str, Path], world: Path, keys: list[str], margin_d
                      f"{np.mean(single) if single else float('nan'):.3f} | {len(single)} | "
                      + " | ".join(f"{misses[k] / total:.3f}" for k in MISSES) + " |")
         print(lines[-1], flush=True)
-    return lines
+    return lines + [""] + breakdown(objects)
+
+
+def breakdown(objects: dict[str, list[tuple[float, str, float]]]) -> list[str]:
+    """The same BAS per row by the object's size (thirds of the objects by mean share of the frame) and class."""
+    first = next(iter(objects.values()))
+    cuts = np.quantile([m for m, _, _ in first], [1 / 3, 2 / 3])
+    classes = sorted({c for _, c, _ in first})
+    lines = [f"| row | small (< {cuts[0]:.3f} of the frame) | middle | large (> {cuts[1]:.3f}) | "
+             + " | ".join(classes) + " |", "|---" * (4 + len(classes)) + "|"]
+    for name, objs in objects.items():
+        size = np.digitize([m for m, _, _ in objs], cuts)
+        vals = np.array([v for _, _, v in objs])
+        cells = [f"{vals[size == k].mean():.2f}" for k in range(3)]
+        cells += [f"{np.mean([v for _, c2, v in objs if c2 == c]):.2f}" for c in classes]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    counts = [sum(c2 == c for _, c2, _ in first) for c in classes]
+    return lines + ["", "objects per class: " + ", ".join(f"{c} {n}" for c, n in zip(classes, counts))]
 
 
 def main(argv: list[str] | None = None) -> None:

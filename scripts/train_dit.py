@@ -1,9 +1,17 @@
 """Train the shipped DiT pair (base on the dataset mix, then obj fine-tuned on the objaware mix) within a time budget,
 and write the float16 checkpoints that ship (`foley/checkpoints/dit_base.pt`, `dit_obj.pt`).
 
-How the shipped checkpoints were made (docs/benchmarks.md), on one lent GPU:
+How the shipped checkpoints were made (docs/benchmarks.md), on lent H200s: first from scratch, then further
+from the shipped base (the same clips, as the cache is seeded):
 
-    python scripts/train_dit.py --out runs/dit-gpu --ship OUTDIR --clips 3000 --minutes-base 3.5 --minutes-obj 1.5
+    python scripts/train_dit.py --out runs/dit-gpu --ship OUTDIR --clips 3000 --minutes-base 3 --minutes-obj 1.25
+    python scripts/train_dit.py --out runs/dit-gpu --ship OUTDIR --clips 3000 --init-base base --lr-base 3e-4 \
+        --minutes-base 2.75 --minutes-obj 2.25
+
+On such a machine: `PYTHONPATH=$PWD python3 ...` with the image's own torch. Training and
+bench/bench_dit_speed.py need neither PyAV nor soundfile (frames saved as .npy). The 3000-clip cache takes
+about 2 minutes with 16 processes; plan the minutes so the whole call ends inside its limit (a stage cut short
+resumes from its last.pt when the same command runs again on the same machine).
 
 Each stage first runs a short probe to measure its seconds per step on this machine, then trains for as many
 steps as its minutes allow (the cosine schedule is planned for that count, so the run ends at the schedule's end).

@@ -67,10 +67,16 @@ class Generator:
         from foley.models.codec import load_codec
         from foley.models.dit import load_dit
 
-        self.codec = load_codec().eval().to(device)  # the weights load on the CPU, then move (as in foley.stream)
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise GenerateError(f"device {device!r}: use cpu or cuda") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise GenerateError(f"device {device!r}: no CUDA device here")
+        self.codec = load_codec().eval().to(dev)  # the weights load on the CPU, then move (as in foley.stream)
         self.dit, ckpt = load_dit(checkpoint_path(model), self.codec, device)
         self.clap = load_clap(device=device)
-        self.device = torch.device(device)
+        self.device = dev
 
     def condition(self, prompt: str | None = None, audio_prompt: str | os.PathLike | None = None) -> torch.Tensor | None:
         """(1, D) joint embedding of the text or audio prompt; None for neither."""
@@ -238,7 +244,7 @@ def _ramp(n: int, hop: int, fade_in: bool, fade_out: bool) -> np.ndarray:
 
 def generate(video: str | os.PathLike, prompt: str | None = None, audio_prompt: str | None = None,
              model: str = "obj", duration: float | None = None, cfg_strength: float = 6.0, num_steps: int = 100,
-             seed: int = 0, sampler: str = "ddim", mirror: float = MIRROR) -> np.ndarray:
+             seed: int = 0, sampler: str = "ddim", mirror: float = MIRROR, device: str = "cpu") -> np.ndarray:
     """(2, N) float32 stereo audio at 48 kHz for a video, from the shipped obj model by default."""
-    return Generator(model)(video, prompt, audio_prompt, duration,
+    return Generator(model, device)(video, prompt, audio_prompt, duration,
                             Settings(cfg_strength, num_steps, sampler, seed, mirror))

@@ -76,7 +76,7 @@ def test_generate_muxes_into_a_copy_of_the_video_and_runs_batches_that_resume(se
     assert code == 0 and "wrote 0 clips" in out and "2 were already there" in out
 
 
-@pytest.mark.parametrize("case", ["not_video", "bad_prompt", "other_codec", "bad_steps"])
+@pytest.mark.parametrize("case", ["not_video", "bad_prompt", "other_codec", "bad_steps", "bad_device"])
 def test_bad_generation_requests_are_one_line_errors_without_output(setup, tmp_path, case):
     d = setup
     wav = tmp_path / "a.wav"
@@ -85,7 +85,8 @@ def test_bad_generation_requests_are_one_line_errors_without_output(setup, tmp_p
     argv = {"not_video": [wav, "--model", d / "tiny.pt"],
             "bad_prompt": [d / "v.mp4", "--model", d / "tiny.pt", "--audio-prompt", tmp_path / "junk.wav"],
             "other_codec": [d / "v.mp4", "--model", d / "other.pt"],
-            "bad_steps": [d / "v.mp4", "--model", d / "tiny.pt", "--num-steps", "0"]}[case]
+            "bad_steps": [d / "v.mp4", "--model", d / "tiny.pt", "--num-steps", "0"],
+            "bad_device": [d / "v.mp4", "--model", d / "tiny.pt", "--device", "gpu0"]}[case]
     out = tmp_path / "out.wav"
     r = subprocess.run([sys.executable, "-m", "foley", "generate", *map(str, argv), "-o", str(out)],
                        capture_output=True, text=True)
@@ -209,3 +210,13 @@ def test_generated_frames_louder_than_audio_can_be_are_capped(setup, monkeypatch
     uncapped = frame_rms()  # only the soft limiter left: samples pinned near full scale
     assert capped.max() <= 1.25 * LOUDEST_RMS and np.median(capped) > 0.5 * LOUDEST_RMS, capped
     assert np.median(uncapped) > 1.5 * LOUDEST_RMS, uncapped
+
+
+def test_generate_on_a_missing_gpu_says_so_and_writes_nothing(setup, capsys, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code, _, err = run(["generate", setup / "v.mp4", "--model", setup / "tiny.pt", "--device", "cuda",
+                        "-o", tmp_path / "a.wav"], capsys)
+    assert code == 1 and "no CUDA device here" in err and not (tmp_path / "a.wav").exists()

@@ -29,7 +29,7 @@ def _cmd_generate(a: argparse.Namespace) -> None:
 
     st = Settings(a.cfg_strength, a.num_steps, a.sampler, a.seed, MIRROR if a.mirror is None else a.mirror)
     src = Path(a.video)
-    gen = Generator(a.model)
+    gen = Generator(a.model, a.device)
     kw = dict(audio_prompt=a.audio_prompt, duration=a.duration, settings=st)
     if _is_batch(a):
         out = Path(a.output or "generated")
@@ -73,4 +73,5 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help="push each sound away from the side it would take in the mirrored picture (default: "
                         "foley.generate.MIRROR, 3; 0: the paper's sampling, about a fifth faster)")
     g.add_argument("--seed", type=int, default=0, help="the same seed gives the same audio")
+    g.add_argument("--device", default="cpu", help="cpu (default) or cuda: where the DiT and the codec run")
     g.set_defaults(func=_cmd_generate, reads=("video", "audio_prompt"), writes=("output",), paths=_paths)

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from foley.models.clap import load_clap  # noqa: E402
 from foley.train.clap import make_pool, measure  # noqa: E402
+from report import report  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,10 +47,7 @@ def main(argv: list[str] | None = None) -> None:
               f"| zero-shot (text prompts) | **{m['zeroshot_acc']:.3f}** |",
               f"| class head | {m['head_acc']:.3f} |", f"| chance | {m['chance_zeroshot']:.3f} |",
               "", f"{a.scenes} test scenes (seed {a.seed}), {time.time() - t0:.0f} s"]
-    text = "\n".join(lines)
-    print(text)
-    if a.markdown:
-        Path(a.markdown).write_text(text + "\n")
+    report(lines, a.markdown)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from foley.models.codec import load_codec  # noqa: E402
 from foley.metrics.codec import Figures, baseline_mono_pan, baseline_resample, figures  # noqa: E402
 from foley.world import PRESETS as WORLD, render, sample_scene, synthesize  # noqa: E402
 from foley.world.checks import dominant_bas  # noqa: E402
+from report import report  # noqa: E402
 
 COLUMNS = (("mrstft", "MR-STFT ↓"), ("mel", "mel dist ↓"), ("si_sdr", "SI-SDR dB ↑"), ("ild_db", "band ILD err dB ↓"),
            ("pan_err", "pan err ↓"), ("stereo_score", "Stereo-Score"), ("bas", "BAS ↑"))
@@ -118,10 +119,7 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     codec = load_codec(a.checkpoint)
-    text = markdown(*quality(codec, a.clips, a.seed), speed(codec), codec, a)
-    print(text)
-    if a.markdown:
-        Path(a.markdown).write_text(text + "\n")
+    report(markdown(*quality(codec, a.clips, a.seed), speed(codec), codec, a), a.markdown)
 
 
 if __name__ == "__main__":

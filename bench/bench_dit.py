@@ -28,6 +28,7 @@ from foley.generate import MIRROR, Generator, Settings  # noqa: E402
 from foley.models.clap import load_clap  # noqa: E402
 
 from bench_dit_speed import peak_memory, speed  # noqa: E402
+from report import report  # noqa: E402
 
 SR = 48000
 COLUMNS = ("bas_in", "bas_off", "bas_all", "bas_single", "stereo_score", "fd", "kl", "clap", "sync_f1", "class_acc")
@@ -202,20 +203,14 @@ def main(argv: list[str] | None = None) -> None:
         lines += ["", f"{len(keys)} world test clips (4 s), scored against the objaware references"
                   + (f"; {a.sampler} {a.steps} steps, CFG {a.cfg}" if a.models else f"; {a.sampler}")
                   + f", mirror guidance {a.mirror:g}"]
-        text = "\n".join(lines)
-        print(text)
-        if a.markdown:
-            Path(a.markdown).write_text(text + "\n")
+        report(lines, a.markdown)
         return
     rows = {"objaware (reference)": clips / "objaware", "dataset (reference)": clips / "dataset",
             "mono (reference)": clips / "mono", "base": out / f"base{m}", "obj": out / f"obj{m}",
             "base -> mono -> spatialize": out / f"base_spatial{m}"}
     if a.dominant:
         lines = dominant_table(rows, Path(a.world) if a.world else clips.parent / "world", keys)
-        text = "\n".join(lines + ["", f"{len(keys)} world test clips (4 s), mirror guidance {a.mirror:g}"])
-        print(text)
-        if a.markdown:
-            Path(a.markdown).write_text(text + "\n")
+        report(lines + ["", f"{len(keys)} world test clips (4 s), mirror guidance {a.mirror:g}"], a.markdown)
         return
     gens = {"base": Generator(a.base), "obj": Generator(a.obj)}
     secs = {"base": generate_row(gens["base"], clips, keys, out / f"base{m}", st),
@@ -232,10 +227,7 @@ def main(argv: list[str] | None = None) -> None:
         lines += ["", "| steps | seconds per 8 s clip |", "|---|---|"]
         lines += [f"| {s} | {t:.1f} |" for s, t in speed(gens["obj"], clips / f"{keys[0]}.mp4", mirror=a.mirror)]
         lines.append(f"\n{peak_memory(gens['obj'].device)}")
-    text = "\n".join(lines)
-    print(text)
-    if a.markdown:
-        Path(a.markdown).write_text(text + "\n")
+    report(lines, a.markdown)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from foley.generate import MIRROR, WINDOW, Generator, Settings  # noqa: E402
+from report import report  # noqa: E402
 
 STEPS = (100, 25, 8)
 
@@ -77,10 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = [f"| steps | seconds per 8 s clip ({where}) |", "|---|---|"]
     lines += [f"| {s} | {t:.2f} |" for s, t in speed(gen, Path(a.clip), mirror=a.mirror)]
     lines += ["", f"{a.model}, DDIM, CFG 6, mirror guidance {a.mirror:g}; {peak_memory(gen.device)}"]
-    text = "\n".join(lines)
-    print(text)
-    if a.markdown:
-        Path(a.markdown).write_text(text + "\n")
+    report(lines, a.markdown)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from foley import io  # noqa: E402
 from foley.evaluate import evaluate, find_pairs  # noqa: E402
 from foley.models.clap import load_clap  # noqa: E402
+from report import report  # noqa: E402
 
 SR = 48000
 COLUMNS = ("fd", "mmd", "kl", "is", "clap", "class_acc", "sync_f1", "sync_offset_ms", "onset_f1", "stereo_score",
@@ -121,10 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     head = "| row | " + " | ".join(COLUMNS) + " |"
     lines = [head, "|" + "---|" * (len(COLUMNS) + 1)]
     lines += [f"| {name} | " + " | ".join(fmt(s[k]) for k in COLUMNS) + " |" for name, s in table]
-    text = "\n".join(lines) + f"\n\n{a.n} world test clips (4 s, default preset, seed {a.seed}); {time.time() - t0:.0f} s"
-    print(text)
-    if a.markdown:
-        Path(a.markdown).write_text(text + "\n")
+    report(lines + ["", f"{a.n} world test clips (4 s, default preset, seed {a.seed}); {time.time() - t0:.0f} s"],
+           a.markdown)
 
 
 if __name__ == "__main__":

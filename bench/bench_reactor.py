@@ -24,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
+from report import report  # noqa: E402
 
 COLUMNS = ("fd", "kl", "clap", "sync_f1", "bas_all", "bas_single", "stereo_score", "class_acc")
 
@@ -231,10 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         extra = {"DiT obj (offline)": Path(a.dit)} if Path(a.dit).is_dir() else {}
         lines += quality(rows, clips, keys, Path(a.out), extra)
         lines += ["", f"{len(keys)} world test clips (4 s), streamed frame by frame"]
-    text = "\n".join(lines)
-    print(text)
-    if a.markdown:
-        Path(a.markdown).write_text(text + "\n")
+    report(lines, a.markdown)
 
 
 if __name__ == "__main__":

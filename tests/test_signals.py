@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from foley.errors import Terminated
+
 # The CLI with its codec blocks held back (both streams the roundtrip may pick): 1 s before the first, which opens
 # the temporary, then 30 s before each later one. The signal interrupts the wait, so the test stays short; a signal
 # that went unheard would show as a timeout, never as a write that happened to end first (CI saw one exit 0 with 1 s).
@@ -54,7 +56,8 @@ def test_a_signal_mid_write_leaves_nothing_behind(tmp_path, sig, code):
         _, err = proc.communicate(timeout=45)
     except subprocess.TimeoutExpired:
         proc.kill()
-        pytest.fail(f"signal {sig!r} went unheard: the roundtrip was still running 45 s later")
+        err = proc.communicate()[1]
+        pytest.fail(f"signal {sig!r} went unheard: the roundtrip was still running 45 s later; stderr: {err[-800:]}")
     assert proc.returncode == code and "Traceback" not in err
     assert not out.exists() and list(tmp_path.glob(".*part*")) == []
 
@@ -68,3 +71,86 @@ def test_sigkill_leaves_nothing_at_the_target_and_the_next_run_sweeps_it(tmp_pat
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and out.exists()
     assert list(tmp_path.glob(".*part*")) == []  # ...and swept by the next run into the same place
+
+
+def _swallowed(sig):
+    """The CLI's handler run where its exception is dropped, as in a finalizer or a weakref callback."""
+    from foley import interrupts
+
+    try:
+        interrupts.handler(sig, None)
+    except (KeyboardInterrupt, Terminated):
+        pass
+
+
+@pytest.mark.parametrize("sig,exc", [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)])
+def test_a_signal_a_finalizer_swallowed_still_stops_the_write(tmp_path, sig, exc):
+    """Python runs a handler in whatever code is running; in a finalizer its exception is printed and dropped
+    (seen here: a roundtrip wrote its whole file after SIGINT). The next block written raises it again."""
+    from foley import interrupts, io
+
+    def blocks():
+        yield np.zeros((2, 480), np.float32)
+        _swallowed(sig)
+        yield np.zeros((2, 480), np.float32)
+
+    try:
+        with pytest.raises(exc):
+            io.write_audio(tmp_path / "a.wav", blocks(), 48000)
+    finally:
+        interrupts.clear()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_cli_handles_both_signals_keeps_an_ignored_ctrl_c_ignored_and_restores_handlers(monkeypatch):
+    import foley.cli as cli
+    from foley import interrupts
+    from foley.errors import FoleyError
+
+    seen = []
+
+    def record(args):
+        seen.append((signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)))
+        raise FoleyError("stop here")
+
+    monkeypatch.setattr(cli, "_check_paths", record)
+    argv = ["codec", "roundtrip", "in.wav", "out.wav"]
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    assert cli.main(argv) == 1
+    assert seen[-1] == (interrupts.handler, interrupts.handler)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a background job: Ctrl-C at the terminal is not for it
+    try:
+        assert cli.main(argv) == 1
+        assert seen[-1] == (signal.SIG_IGN, interrupts.handler)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+
+
+def test_a_stream_stopped_by_a_signal_can_still_keep_what_it_made():
+    """foley stream keeps the audio made before Ctrl-C (muxing it into a video output): acting on the signal
+    clears it, so that muxing is not stopped by it a second time."""
+    from foley import interrupts
+    from foley.cli.stream import run_stream
+
+    class Reactor:
+        fps = 25
+
+        def push(self, frame):
+            return np.zeros((2, 1920), np.float32)
+
+    def frames():
+        yield 0
+        yield 0
+        interrupts.handler(signal.SIGINT, None)
+
+    got = []
+    try:
+        lat, stop = run_stream(Reactor(), frames(), got.append, realtime=False)
+        assert isinstance(stop, KeyboardInterrupt) and len(got) == 2 and len(lat) == 2
+        interrupts.check()
+    except KeyboardInterrupt:
+        pytest.fail("the signal was still pending after the stream acted on it: keeping its audio would stop")
+    finally:
+        interrupts.clear()

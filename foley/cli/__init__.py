@@ -12,6 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
+from foley import interrupts
 from foley.errors import FoleyError, Terminated
 from foley.files import check_outputs, refuse_overwriting
 
@@ -128,10 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _terminate(signum, frame) -> None:
-    raise Terminated
-
-
 def _check_paths(args: argparse.Namespace) -> None:
     """Before any work: no output replaces an input, and every output file or folder can be written.
 
@@ -152,7 +149,9 @@ def _check_paths(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    # SIGINT stays ignored where it was (a background job's `foley ... &` is not for the terminal's Ctrl-C)
+    ours = [s for s in (signal.SIGINT, signal.SIGTERM) if s == signal.SIGTERM or signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {sig: signal.signal(sig, interrupts.handler) for sig in ours} if main_thread else {}
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="foley: %(levelname)s: %(message)s")
     logging.getLogger("foley.choice").setLevel(logging.INFO)  # which object sounds, and why: always shown
     try:
@@ -168,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         print("foley: terminated", file=sys.stderr)
         return 143
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        interrupts.clear()
+        for sig, before in previous.items():
+            signal.signal(sig, before)
     return 0
 
 

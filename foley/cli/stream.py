@@ -12,6 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
+from foley import interrupts
 from foley.errors import FoleyError, Terminated
 
 AUDIO_EXT = (".wav", ".flac")
@@ -49,6 +50,7 @@ def run_stream(reactor, frames, sink, realtime: bool, progress=None) -> tuple[li
             if progress is not None:
                 progress(1)
     except (FoleyError, KeyboardInterrupt, Terminated) as e:  # SIGTERM too: keep what was made, then end as asked
+        interrupts.clear()  # acted on: the muxing that keeps what was made must not stop for it again
         return lat, e
     return lat, None
 

@@ -13,6 +13,7 @@ import av
 import numpy as np
 import soundfile as sf
 
+from foley import interrupts
 from foley.errors import AudioError, MediaError
 from foley.io import framing
 
@@ -248,6 +249,7 @@ def _checked(first: np.ndarray, rest: Iterator[np.ndarray], what: str) -> Iterat
     total = first.shape[1]
     yield first
     for block in rest:
+        interrupts.check()  # a Ctrl-C or SIGTERM that a finalizer swallowed still stops the write here
         block = _check_audio(block, what, len(first), empty=True)
         total += block.shape[1]
         yield block

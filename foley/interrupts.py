@@ -3,9 +3,10 @@
 Python runs a signal's handler in whatever Python code the main thread is executing at that moment. If that is
 a finalizer or a weakref callback (garbage collection can run one at any allocation), the exception the handler
 raises is printed as "Exception ignored" and dropped, and the run goes on as if no signal had come: a roundtrip
-interrupted that way wrote its whole file. So foley's CLI handler also notes the signal here, and the loops that
-write output call `check()` once per block, which raises it again if it was dropped. Used as a library (no CLI
-handler), nothing is ever noted and `check()` costs one list test.
+interrupted that way wrote its whole file. So foley's CLI handler also notes the signal here, and the long loops
+call `check()`, which raises it again if it was dropped: each audio block written (WAV, FLAC, AAC muxing), each
+training step, each world shard recorded. Used as a library (no CLI handler), nothing is ever noted and
+`check()` costs one list test.
 """
 from __future__ import annotations
 

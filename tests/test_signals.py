@@ -154,3 +154,24 @@ def test_a_stream_stopped_by_a_signal_can_still_keep_what_it_made():
         pytest.fail("the signal was still pending after the stream acted on it: keeping its audio would stop")
     finally:
         interrupts.clear()
+
+
+def test_training_stops_on_a_signal_a_finalizer_swallowed(tmp_path):
+    """The training loop checks for a dropped signal before each step (the world's shard loop after each shard)."""
+    from foley import interrupts
+    from foley.models.codec import CodecConfig, LossWeights
+    from foley.train.codec import CodecTaskConfig, run_codec
+    from foley.train.loop import LoopConfig
+
+    small = CodecConfig(width=32, enc_blocks=1, dec_blocks=1)
+    tc = CodecTaskConfig(frames=4, pool=1, tonal_pool=0, val_clips=1, weights=LossWeights(stft_items=1))
+    lc = LoopConfig(steps=3, batch=2, val_every=1000, save_every=1, warmup=1)
+    _swallowed(signal.SIGTERM)
+    try:
+        with pytest.raises(Terminated):
+            run_codec(lc, tc, tmp_path / "run", codec_cfg=small)
+    finally:
+        interrupts.clear()
+    assert not (tmp_path / "run" / "last.pt").exists()  # stopped before its first step
+    run_codec(lc, tc, tmp_path / "run2", codec_cfg=small)  # and once cleared, the same run trains
+    assert (tmp_path / "run2" / "last.pt").exists()

@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from foley import checkpoint
+from foley import checkpoint, interrupts
 from foley.errors import FoleyError
 
 
@@ -244,6 +244,7 @@ def train(task: Task, lc: LoopConfig, out: str | Path, resume: bool = False, dev
     t0 = time.time()
     bar = tqdm(total=lc.steps, initial=run.step, disable=rank != 0, desc=f"train {task.name}", dynamic_ncols=True)
     while run.step < lc.steps:
+        interrupts.check()  # a Ctrl-C or SIGTERM that a finalizer swallowed stops the run here (foley.interrupts)
         torch.manual_seed(hash((lc.seed, run.step, rank)) % 2 ** 62)  # sampling noise: a function of the step
         parts = train_step(run, task, task.batch(run.step, rank, lc.batch // world, dev), lc, dev)
         bar.update(1)

@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
+from foley import interrupts
 from foley.files import atomic_output
 from foley.world.record import SCHEMA, make_clip
 from foley.world.scene import SPLITS, WorldConfig, WorldError, sample_scene
@@ -287,6 +288,7 @@ def make_world(out: str | os.PathLike, n: int, split: str = "train", seed: int =
             with _manifest_locked(lock):
                 _record(out, job, record)
             written += k
+            interrupts.check()  # a Ctrl-C or SIGTERM that a finalizer swallowed stops here, the shard kept
         return written
 
 

@@ -15,9 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_sigterm_inside_an_atomic_write_leaves_no_temporary_and_no_target(tmp_path):
     script = (
         "import os, signal, sys\n"
-        "from foley.cli import Terminated, _terminate\n"
+        "from foley.errors import Terminated\n"
         "from foley.files import atomic_output\n"
-        "signal.signal(signal.SIGTERM, _terminate)\n"
+        "from foley.interrupts import handler\n"
+        "signal.signal(signal.SIGTERM, handler)\n"
         "try:\n"
         "    with atomic_output(sys.argv[1]) as tmp:\n"
         "        tmp.write_bytes(b'x' * 100000)\n"

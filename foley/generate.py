@@ -127,12 +127,16 @@ class Generator:
         cond_drop = torch.tensor([cond is None], device=self.device)
         c = cond if cond is not None else torch.zeros(1, self.dit.cfg.cond_dim, device=self.device)
 
+        video = {False: self.dit.video(fr)}  # (1, n, W) per picture: once per window, not once per step
+
         def fn(x: torch.Tensor, t: torch.Tensor, drop: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
             k = x.shape[0]
-            f = fr.expand(k, -1, -1, -1, -1)
+            v = video[False].expand(k, -1, -1)
             if flip.any():  # the left-right mirrored picture where asked (mirror guidance)
-                f = torch.where(flip[:, None, None, None, None], f.flip(-1), f)
-            return self.dit(x, t, f, c.expand(k, -1), drop, cond_drop.expand(k))
+                if True not in video:
+                    video[True] = self.dit.video(fr.flip(-1))
+                v = torch.where(flip[:, None, None], video[True].expand(k, -1, -1), v)
+            return self.dit(x, t, None, c.expand(k, -1), drop, cond_drop.expand(k), video=v)
 
         g = torch.Generator(device="cpu").manual_seed(st.seed * 1_000_003 + window)
         noise = torch.randn((1, self.dit.channels, n), generator=g).to(self.device)

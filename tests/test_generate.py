@@ -106,7 +106,8 @@ def test_the_demo_generates_with_the_shipped_model_and_scores_it(tmp_path):
 
 def test_mirror_guidance_feeds_the_mirrored_picture_and_zero_samples_as_before(setup):
     """Mirror guidance conditions its third rows on the frames flipped left-right (and only those); at 0 it runs
-    the plain two-row CFG. Seeded: the same settings give the same audio."""
+    the plain two-row CFG. The frame encoder runs once per picture, not once per step. Seeded: the same settings
+    give the same audio."""
     import torch
 
     from foley.diffusion import SAMPLERS, cfg
@@ -114,24 +115,27 @@ def test_mirror_guidance_feeds_the_mirrored_picture_and_zero_samples_as_before(s
 
     gen = Generator(str(setup / "tiny.pt"))
     frames = torch.stack(list(gen.frames(setup / "v.mp4")))[:20]
-    seen = []
-    real = gen.dit.forward
-    gen.dit.forward = lambda x, t, f, *a: seen.append(f.clone()) or real(x, t, f, *a)
-    z = gen.latents(frames, None, Settings(2.0, 2, "ddim", 5, mirror=3.0), 0)
-    f = seen[0]
-    assert len(seen) == 2 and f.shape[0] == 3
-    assert torch.equal(f[0], frames) and torch.equal(f[1], frames) and torch.equal(f[2], frames.flip(-1))
+    encoded, rows = [], []
+    encode, forward = gen.dit.video.forward, gen.dit.forward
+    gen.dit.video.forward = lambda f: encoded.append(f.clone()) or encode(f)
+    gen.dit.forward = lambda x, t, f, c, d, cd=None, video=None: rows.append(video) or forward(x, t, f, c, d, cd, video)
+    z = gen.latents(frames, None, Settings(2.0, 4, "ddim", 5, mirror=3.0), 0)
+    assert len(rows) == 4 and all(v.shape[0] == 3 for v in rows)  # 4 steps of 3 rows each
+    assert len(encoded) == 2 and torch.equal(encoded[0][0], frames) and torch.equal(encoded[1][0], frames.flip(-1))
     assert not torch.equal(frames, frames.flip(-1))  # the clip's square is off-centre: the flip changes it
-    seen.clear()
+    v = rows[0]
+    assert torch.equal(v[0], v[1]) and torch.equal(v[0], encode(frames[None])[0])
+    assert torch.equal(v[2], encode(frames.flip(-1)[None])[0])  # the third row sees the mirrored picture
+    encoded.clear(), rows.clear()
     plain = gen.latents(frames, None, Settings(2.0, 2, "ddim", 5, mirror=0.0), 0)
-    assert all(s.shape[0] == 2 for s in seen) and not torch.allclose(plain, z)
-    gen.dit.forward = real
+    assert len(encoded) == 1 and all(r.shape[0] == 2 for r in rows) and not torch.allclose(plain, z[..., :20])
+    gen.dit.video.forward, gen.dit.forward = encode, forward
     fr, c, drop_c = frames[None], torch.zeros(1, gen.dit.cfg.cond_dim), torch.tensor([True])
     noise = torch.randn((1, gen.dit.channels, 20), generator=torch.Generator().manual_seed(5 * 1_000_003))
     before = SAMPLERS["ddim"](cfg(lambda x, t, d: gen.dit(x, t, fr.expand(len(x), -1, -1, -1, -1),
                                                           c.expand(len(x), -1), d, drop_c.expand(len(x))), 2.0), noise, 2)
-    assert torch.equal(plain, before)  # the sampling of the code before mirror guidance, to the bit
-    assert torch.equal(gen.latents(frames, None, Settings(2.0, 2, "ddim", 5, mirror=3.0), 0), z)
+    assert torch.equal(plain, before)  # the sampling before mirror guidance and the feature cache, to the bit
+    assert torch.equal(gen.latents(frames, None, Settings(2.0, 4, "ddim", 5, mirror=3.0), 0), z)
 
 
 def test_streamed_windows_equal_the_whole_clip_overlap_add(setup):

@@ -99,14 +99,17 @@ class DiT(nn.Module):
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
 
-    def forward(self, x: Tensor, t: Tensor, frames: Tensor, cond: Tensor | None, drop: Tensor,
-                cond_drop: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, frames: Tensor | None, cond: Tensor | None, drop: Tensor,
+                cond_drop: Tensor | None = None, video: Tensor | None = None) -> Tensor:
         """x (B, C, T) noisy latents, t (B,), frames (B, T, 3, S, S) uint8, cond (B, D) or None;
-        drop (B,) bool replaces video and embedding by their null embeddings, cond_drop (B,) the embedding only."""
+        drop (B,) bool replaces video and embedding by their null embeddings, cond_drop (B,) the embedding only.
+        `video` (B, T, W): the frames' features (`self.video(frames)`) computed beforehand, in place of frames. They
+        depend on the frames alone, so a sampler computes them once per clip, not once per step (on a CPU the
+        frame encoder is most of a step)."""
         b, _, n = x.shape
         keep = (~drop).float()[:, None, None]  # (B, 1, 1)
         keep_c = keep[:, 0] if cond_drop is None else (~(drop | cond_drop)).float()[:, None]  # (B, 1)
-        v = self.video(frames[:, :n])  # (B, T, W)
+        v = self.video(frames[:, :n]) if video is None else video[:, :n]  # (B, T, W)
         v = keep * v + (1 - keep) * self.null_video
         h = x.transpose(1, 2)  # (B, T, C)
         if self.cfg.video_mode == "concat":

@@ -163,8 +163,9 @@ class DitTask(NoAux):
         t = torch.linspace(0.1, 0.9, n, device=dev)
         no = torch.zeros(n, dtype=torch.bool, device=dev)
         loss = v_loss(lambda x, tt: ema(x, tt, frames, text, no), x0, t, gen)
-        fn = guided(lambda x, tt, drop: ema(x, tt, torch.cat([frames] * (len(x) // n)),
-                                            torch.cat([text] * (len(x) // n)), drop), self.tc.val_cfg)
+        video = ema.video(frames)  # the frames' features, once for every step (they depend on the frames alone)
+        fn = guided(lambda x, tt, drop: ema(x, tt, None, torch.cat([text] * (len(x) // n)), drop,
+                                            video=torch.cat([video] * (len(x) // n))), self.tc.val_cfg)
         z = SAMPLERS["ddim"](fn, torch.randn(x0.shape, generator=gen).to(dev), self.tc.val_steps)
         return {"val_loss": float(loss), **self.scorer(z.float().cpu(), x0.cpu())}
 

@@ -70,9 +70,13 @@ class Generator:
         try:
             dev = torch.device(device)
         except RuntimeError:
-            raise GenerateError(f"device {device!r}: use cpu or cuda") from None
+            dev = None
+        if dev is None or dev.type not in ("cpu", "cuda"):
+            raise GenerateError(f"device {device!r}: use cpu or cuda (cuda:N for the N-th GPU)")
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise GenerateError(f"device {device!r}: no CUDA device here")
+        if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+            raise GenerateError(f"device {device!r}: this machine has {torch.cuda.device_count()} GPU(s)")
         self.codec = load_codec().eval().to(dev)  # the weights load on the CPU, then move (as in foley.stream)
         self.dit, ckpt = load_dit(checkpoint_path(model), self.codec, device)
         self.clap = load_clap(device=device)

@@ -45,6 +45,15 @@ def test_every_video_mode_and_preset_builds(mode):
             torch.zeros(1, dtype=torch.bool))
     assert out.shape == (1, 4, 5)
     assert set(PRESETS) >= {"tiny", "small", "paper"} and PRESETS["paper"].depth == 24 and PRESETS["paper"].width == 1536
+    # the frames' features computed beforehand (a sampler's cache) give the same output in every mode
+    torch.manual_seed(0)
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    x, t, c, no = torch.randn(2, 4, 5), torch.rand(2), torch.randn(2, 8), torch.zeros(2, dtype=torch.bool)
+    frames = torch.randint(0, 255, (2, 5, 3, 32, 32), dtype=torch.uint8)
+    torch.testing.assert_close(m(x, t, None, c, no, video=m.video(frames)), m(x, t, frames, c, no))
+    with pytest.raises(ValueError, match="6 frames"):  # features of more frames differ at the last one
+        m(x, t, None, c, no, video=m.video(torch.cat([frames, frames[:, :1]], 1)))
 
 
 def test_the_dit_learns_a_latent_that_follows_the_video():

@@ -76,7 +76,7 @@ def test_generate_muxes_into_a_copy_of_the_video_and_runs_batches_that_resume(se
     assert code == 0 and "wrote 0 clips" in out and "2 were already there" in out
 
 
-@pytest.mark.parametrize("case", ["not_video", "bad_prompt", "other_codec", "bad_steps", "bad_device"])
+@pytest.mark.parametrize("case", ["not_video", "bad_prompt", "other_codec", "bad_steps", "bad_device", "meta_device"])
 def test_bad_generation_requests_are_one_line_errors_without_output(setup, tmp_path, case):
     d = setup
     wav = tmp_path / "a.wav"
@@ -86,7 +86,8 @@ def test_bad_generation_requests_are_one_line_errors_without_output(setup, tmp_p
             "bad_prompt": [d / "v.mp4", "--model", d / "tiny.pt", "--audio-prompt", tmp_path / "junk.wav"],
             "other_codec": [d / "v.mp4", "--model", d / "other.pt"],
             "bad_steps": [d / "v.mp4", "--model", d / "tiny.pt", "--num-steps", "0"],
-            "bad_device": [d / "v.mp4", "--model", d / "tiny.pt", "--device", "gpu0"]}[case]
+            "bad_device": [d / "v.mp4", "--model", d / "tiny.pt", "--device", "gpu0"],
+            "meta_device": [d / "v.mp4", "--model", d / "tiny.pt", "--device", "meta"]}[case]
     out = tmp_path / "out.wav"
     r = subprocess.run([sys.executable, "-m", "foley", "generate", *map(str, argv), "-o", str(out)],
                        capture_output=True, text=True)

@@ -119,6 +119,12 @@ def test_the_cli_handles_both_signals_keeps_an_ignored_ctrl_c_ignored_and_restor
     assert cli.main(argv) == 1
     assert seen[-1] == (interrupts.handler, interrupts.handler)
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    _swallowed(signal.SIGTERM)  # a signal noted and dropped in an earlier run in this process...
+    monkeypatch.setattr(cli, "_check_paths", lambda args: interrupts.check() or record(args))
+    assert cli.main(argv) == 1  # ...does not stop this one (it would exit 143)
+    monkeypatch.setattr(cli, "_check_paths", lambda args: interrupts.handler(signal.SIGINT, None))
+    assert cli.main(argv) == 130 and interrupts._pending == []  # an interrupted run leaves nothing noted
+    monkeypatch.setattr(cli, "_check_paths", record)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a background job: Ctrl-C at the terminal is not for it
     try:
         assert cli.main(argv) == 1
@@ -145,15 +151,21 @@ def test_a_stream_stopped_by_a_signal_can_still_keep_what_it_made():
         yield 0
         interrupts.handler(signal.SIGINT, None)
 
-    got = []
-    try:
-        lat, stop = run_stream(Reactor(), frames(), got.append, realtime=False)
-        assert isinstance(stop, KeyboardInterrupt) and len(got) == 2 and len(lat) == 2
-        interrupts.check()
-    except KeyboardInterrupt:
-        pytest.fail("the signal was still pending after the stream acted on it: keeping its audio would stop")
-    finally:
-        interrupts.clear()
+    def swallowed_midway():  # the signal lands in a finalizer between frames 2 and 3, and is dropped
+        yield from (0, 0)
+        _swallowed(signal.SIGINT)
+        yield from (0, 0, 0)
+
+    for source in (frames, swallowed_midway):
+        got = []
+        try:
+            lat, stop = run_stream(Reactor(), source(), got.append, realtime=False)
+            assert isinstance(stop, KeyboardInterrupt) and len(got) == 2 and len(lat) == 2, source.__name__
+            interrupts.check()
+        except KeyboardInterrupt:
+            pytest.fail("the signal was still pending after the stream acted on it: keeping its audio would stop")
+        finally:
+            interrupts.clear()
 
 
 def test_training_stops_on_a_signal_a_finalizer_swallowed(tmp_path):

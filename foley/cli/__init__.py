@@ -149,12 +149,17 @@ def _check_paths(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     main_thread = threading.current_thread() is threading.main_thread()
-    # SIGINT stays ignored where it was (a background job's `foley ... &` is not for the terminal's Ctrl-C)
-    ours = [s for s in (signal.SIGINT, signal.SIGTERM) if s == signal.SIGTERM or signal.getsignal(s) is not signal.SIG_IGN]
-    previous = {sig: signal.signal(sig, interrupts.handler) for sig in ours} if main_thread else {}
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="foley: %(levelname)s: %(message)s")
-    logging.getLogger("foley.choice").setLevel(logging.INFO)  # which object sounds, and why: always shown
+    previous: dict[int, object] = {}  # the handlers we replaced: only the main thread installs any
+    if main_thread:
+        interrupts.clear()  # nothing from an earlier run in this process carries over
     try:
+        # SIGINT stays ignored where it was (a background job's `foley ... &` is not for the terminal's Ctrl-C)
+        for sig in (signal.SIGINT, signal.SIGTERM) if main_thread else ():
+            if sig == signal.SIGTERM or signal.getsignal(sig) is not signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, interrupts.handler)
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                            format="foley: %(levelname)s: %(message)s")
+        logging.getLogger("foley.choice").setLevel(logging.INFO)  # which object sounds, and why: always shown
         _check_paths(args)
         args.func(args)
     except FoleyError as e:
@@ -167,9 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         print("foley: terminated", file=sys.stderr)
         return 143
     finally:
-        interrupts.clear()
-        for sig, before in previous.items():
+        for sig, before in previous.items():  # the handlers first: a signal after this is no longer ours...
             signal.signal(sig, before)
+        if previous:
+            interrupts.clear()  # ...then what ours noted (another thread's call never touches it)
     return 0
 
 

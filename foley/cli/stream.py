@@ -39,6 +39,7 @@ def run_stream(reactor, frames, sink, realtime: bool, progress=None) -> tuple[li
     t0 = time.perf_counter()
     try:
         for k, frame in enumerate(frames):
+            interrupts.check()  # a Ctrl-C or SIGTERM that a finalizer swallowed ends the stream here, as any other
             if realtime:  # pace to the frame clock: frame k is due at t0 + k / fps
                 wait = t0 + k * period - time.perf_counter()
                 if wait > 0:
@@ -49,8 +50,10 @@ def run_stream(reactor, frames, sink, realtime: bool, progress=None) -> tuple[li
             sink(audio)
             if progress is not None:
                 progress(1)
-    except (FoleyError, KeyboardInterrupt, Terminated) as e:  # SIGTERM too: keep what was made, then end as asked
+    except (KeyboardInterrupt, Terminated) as e:  # SIGTERM too: keep what was made, then end as asked
         interrupts.clear()  # acted on: the muxing that keeps what was made must not stop for it again
+        return lat, e
+    except FoleyError as e:  # a source or reactor error: keep what was made too (a signal noted stays noted)
         return lat, e
     return lat, None
 

@@ -109,7 +109,9 @@ class DiT(nn.Module):
         b, _, n = x.shape
         keep = (~drop).float()[:, None, None]  # (B, 1, 1)
         keep_c = keep[:, 0] if cond_drop is None else (~(drop | cond_drop)).float()[:, None]  # (B, 1)
-        v = self.video(frames[:, :n]) if video is None else video[:, :n]  # (B, T, W)
+        if video is not None and video.shape[1] != n:  # features of more frames would differ at the last frame
+            raise ValueError(f"video features cover {video.shape[1]} frames, the latents {n}")
+        v = self.video(frames[:, :n]) if video is None else video  # (B, T, W)
         v = keep * v + (1 - keep) * self.null_video
         h = x.transpose(1, 2)  # (B, T, C)
         if self.cfg.video_mode == "concat":

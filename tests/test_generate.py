@@ -111,7 +111,7 @@ def test_mirror_guidance_feeds_the_mirrored_picture_and_zero_samples_as_before(s
     give the same audio."""
     import torch
 
-    from foley.diffusion import SAMPLERS, cfg
+    from foley.diffusion import SAMPLERS, cfg, mirror_cfg
     from foley.generate import Generator, Settings
 
     gen = Generator(str(setup / "tiny.pt"))
@@ -136,6 +136,14 @@ def test_mirror_guidance_feeds_the_mirrored_picture_and_zero_samples_as_before(s
     before = SAMPLERS["ddim"](cfg(lambda x, t, d: gen.dit(x, t, fr.expand(len(x), -1, -1, -1, -1),
                                                           c.expand(len(x), -1), d, drop_c.expand(len(x))), 2.0), noise, 2)
     assert torch.equal(plain, before)  # the sampling before mirror guidance and the feature cache, to the bit
+
+    def uncached(x, t, d, flip):  # mirror guidance as it ran before the cache: frames into every step
+        f = fr.expand(len(x), -1, -1, -1, -1)
+        f = torch.where(flip[:, None, None, None, None], f.flip(-1), f)
+        return gen.dit(x, t, f, c.expand(len(x), -1), d, drop_c.expand(len(x)))
+
+    noise4 = torch.randn((1, gen.dit.channels, 20), generator=torch.Generator().manual_seed(5 * 1_000_003))
+    torch.testing.assert_close(SAMPLERS["ddim"](mirror_cfg(uncached, 2.0, 3.0), noise4, 4), z, rtol=0, atol=1e-5)
     assert torch.equal(gen.latents(frames, None, Settings(2.0, 4, "ddim", 5, mirror=3.0), 0), z)
 
 

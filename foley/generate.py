@@ -67,20 +67,12 @@ class Generator:
         from foley.models.codec import load_codec
         from foley.models.dit import load_dit
 
-        try:
-            dev = torch.device(device)
-        except RuntimeError:
-            dev = None
-        if dev is None or dev.type not in ("cpu", "cuda"):
-            raise GenerateError(f"device {device!r}: use cpu or cuda (cuda:N for the N-th GPU)")
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise GenerateError(f"device {device!r}: no CUDA device here")
-        if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
-            raise GenerateError(f"device {device!r}: this machine has {torch.cuda.device_count()} GPU(s)")
-        self.codec = load_codec().eval().to(dev)  # the weights load on the CPU, then move (as in foley.stream)
-        self.dit, ckpt = load_dit(checkpoint_path(model), self.codec, device)
-        self.clap = load_clap(device=device)
-        self.device = dev
+        from foley.devices import compute_device
+
+        self.device = compute_device(device)
+        self.codec = load_codec().eval().to(self.device)  # the weights load on the CPU, then move (as in foley.stream)
+        self.dit, ckpt = load_dit(checkpoint_path(model), self.codec, self.device)
+        self.clap = load_clap(device=self.device)
 
     def condition(self, prompt: str | None = None, audio_prompt: str | os.PathLike | None = None) -> torch.Tensor | None:
         """(1, D) joint embedding of the text or audio prompt; None for neither."""

@@ -40,6 +40,7 @@ class Reactor:
     def __init__(self, model: str | Path | None = None, nfe: int = 4, cfg: float = 3.0, seed: int = 0,
                  mode: str | None = None, ntk: float = 1.0, threads: int | None = None, int8: bool = False,
                  device: str = "cpu", mirror: float = MIRROR) -> None:
+        from foley.devices import compute_device
         from foley.models.codec import load_codec
         from foley.models.reactor import load_reactor
 
@@ -51,9 +52,9 @@ class Reactor:
             raise FoleyError(f"cfg must be >= 1 and ntk >= 1 (got {cfg}, {ntk})")
         if not (mirror >= 0 and np.isfinite(mirror)):
             raise FoleyError(f"--mirror-guidance must be a number >= 0, got {mirror}")
-        if device != "cpu" and (int8 or not torch.cuda.is_available()):
-            raise FoleyError(f"device {device!r}: " + ("--int8 runs on the CPU only" if int8 else "no CUDA device here"))
-        self.device = torch.device(device)
+        if device != "cpu" and int8:
+            raise FoleyError(f"device {device!r}: --int8 runs on the CPU only")
+        self.device = compute_device(device)
         self.codec = load_codec().eval().to(self.device)
         self.net, ckpt = load_reactor(model or DEFAULT_MODEL, self.codec, self.device)
         if int8:  # dynamic int8 linears: a quarter of the weight traffic that bounds a frame's time on a CPU

@@ -198,3 +198,34 @@ def test_cap_loudness_lowers_only_impossible_frames_and_keeps_their_spectrum():
     raw = lambda v: v[:, cs:cs + nb, 4:8] * codec.latent_std[cs:cs + nb, None]  # noqa: E731
     shape = lambda v: raw(v) - raw(v).mean(1, keepdim=True)  # noqa: E731
     assert torch.allclose(shape(capped), shape(loud), atol=1e-4)  # the bands move together: the spectrum is kept
+
+
+def _hash_reference(i: int) -> float:
+    """The excitation phase hash in plain Python integers (no fixed-width overflow to get wrong)."""
+    x = i % 2 ** 32
+    for _ in range(2):
+        x = (((x >> 16) ^ x) * 0x45D9F3B) % 2 ** 32
+    return ((x >> 16) ^ x) * 2 * math.pi / 2 ** 32
+
+
+def test_hashed_phases_match_exact_integer_hash_and_are_uniform():
+    from foley.models.codec_dsp import hashed_phase
+
+    idx = np.array([0, 1, 2, 241, 2 ** 31 - 1, 2 ** 32 + 5, 10 ** 12 + 7], dtype=np.int64)
+    got = hashed_phase(idx)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, [_hash_reference(int(i)) for i in idx], rtol=1e-6, atol=1e-6)
+    many = hashed_phase(np.arange(200_000, dtype=np.int64))
+    assert many.min() >= 0 and many.max() < 2 * math.pi
+    hist = np.histogram(many, bins=16, range=(0, 2 * math.pi))[0] / many.size
+    assert np.abs(hist - 1 / 16).max() < 0.003  # flat: no bin off by more than ~5% of its share
+    assert abs(np.corrcoef(many[:-1], many[1:])[0, 1]) < 0.01  # neighbouring bins' phases unrelated
+
+
+def test_synthesis_phases_are_a_pure_function_of_subframe_and_bin():
+    synth = _codec().synthesis
+    whole = synth.phases(0, 24, torch.device("cpu"))  # (2, 24, K)
+    part = synth.phases(10, 5, torch.device("cpu"))
+    assert whole.shape == (2, 24, CFG.n_bins)
+    assert torch.equal(part, whole[:, 10:15])
+    assert not torch.equal(whole[0], whole[1])  # excitation and sign streams differ

@@ -132,7 +132,7 @@ class TemporalConv(StreamingModule):
         k = self.kernel - 1
         if not self.causal:
             return self.conv(F.pad(x, (k // 2, k - k // 2))).transpose(1, 2)
-        past = self._streaming_state.get("past", x.new_zeros(*x.shape[:2], k))
+        past = self._state("past", lambda: x.new_zeros(*x.shape[:2], k))
         xp = torch.cat([past, x], -1)  # (B, C, k + T)
         if self.is_streaming:
             self._streaming_state["past"] = xp[..., xp.shape[-1] - k:]

@@ -33,7 +33,10 @@ def full_precision(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         device = next((a.device.type for a in args if isinstance(a, Tensor)), "cpu")
-        args = [a.float() if isinstance(a, Tensor) and a.is_floating_point() else a for a in args]
+        args = [a.float() if isinstance(a, Tensor) and a.is_floating_point() and a.dtype != torch.float32 else a
+                for a in args]
+        if not torch.is_autocast_enabled(device):  # the common case, and per streamed frame: no context to enter
+            return fn(*args, **kwargs)
         with torch.autocast(device, enabled=False):
             return fn(*args, **kwargs)
     return wrapper
@@ -66,13 +69,14 @@ def band_matrix(n_bins: int, n_bands: int, sr: int) -> Tensor:
     return m
 
 
-def hashed_phase(index: Tensor) -> Tensor:
-    """Uniform phases in [0, 2 pi) from integer indices: a pure function, so batch and streaming agree."""
-    x = index % (1 << 32)
+def hashed_phase(index: np.ndarray) -> np.ndarray:
+    """Uniform phases in [0, 2 pi) (float32) from non-negative integer indices: a pure function, so batch and
+    streaming agree. numpy, not torch: a frame's few thousand phases cost one small kernel each, not dozens."""
+    x = index.astype(np.uint64) % (1 << 32)
     for _ in range(2):
         x = (((x >> 16) ^ x) * 0x45D9F3B) % (1 << 32)
     x = (x >> 16) ^ x
-    return x.to(torch.float32) * (2 * math.pi / 2 ** 32)
+    return x.astype(np.float32) * np.float32(2 * math.pi / 2 ** 32)
 
 
 def overlap_add(segs: Tensor, hop: int) -> Tensor:
@@ -96,7 +100,7 @@ class Analysis(StreamingModule):
     def spectra(self, x: Tensor) -> Tensor:
         """(B, 2, T*hop) -> complex (B, 2, T*sub, K) on the causal analysis grid."""
         h = self.sub_hop
-        past = self._streaming_state.get("past", x.new_zeros(*x.shape[:2], h))
+        past = self._state("past", lambda: x.new_zeros(*x.shape[:2], h))
         xp = torch.cat([past, x], -1)  # (B, 2, h + T*hop)
         if self.is_streaming:
             self._streaming_state["past"] = xp[..., -h:]
@@ -137,9 +141,10 @@ class Synthesis(StreamingModule):
 
     def phases(self, first: int, n: int, device: torch.device) -> Tensor:
         """(2, n, K) hashed uniform phases of subframes first..first+n-1: excitation, and a sign per bin."""
-        g = torch.arange(first, first + n, device=device, dtype=torch.int64)[:, None]  # (n, 1)
-        k = torch.arange(self.n_bins, device=device, dtype=torch.int64)[None]  # (1, K)
-        return torch.stack([hashed_phase((g * self.n_bins + k) * 2 + c) for c in range(2)])
+        g = np.arange(first, first + n, dtype=np.int64)[:, None]  # (n, 1)
+        k = np.arange(self.n_bins, dtype=np.int64)[None]  # (1, K)
+        c = np.arange(2, dtype=np.int64)[:, None, None]  # (2, 1, 1)
+        return torch.from_numpy(hashed_phase((g * self.n_bins + k) * 2 + c)).to(device)
 
     @full_precision
     def forward(self, log_power: Tensor, pan: Tensor, coherence: Tensor, tonal: Tensor | None = None,
@@ -147,7 +152,7 @@ class Synthesis(StreamingModule):
         """Render; `tonal` (B, T*sub, K) complex adds deterministic spectra, `noise_share` scales the noise power."""
         b, t, sub, k = log_power.shape
         h = self.sub_hop
-        first = int(self._streaming_state.get("frame", torch.zeros(())).item())
+        first = int(self._state("frame", lambda: torch.zeros(())))
         phi, flip = self.phases(first * sub, t * sub, log_power.device).view(2, t, sub, k)  # (T, sub, K) each
         mag = self.gain * torch.exp(0.5 * log_power.float().clamp(max=30.0))  # (B, T, sub, K)
         if noise_share is not None:
@@ -160,9 +165,9 @@ class Synthesis(StreamingModule):
         # L and R share the excitation phase up to +-arccos(rho)/2 each: cos(phase difference) = rho in every
         # bin, so each channel keeps its exact power (no interference) and the band's coherence is rho
         half = 0.5 * torch.acos(rho.clamp(0, 1 - 1e-6))[:, :, None] * torch.where(flip < math.pi, 1.0, -1.0)
-        left = excitation * torch.polar(torch.cos(theta)[:, :, None].expand_as(half), half)  # (B, T, sub, K)
-        right = excitation * torch.polar(torch.sin(theta)[:, :, None].expand_as(half), -half)
-        spec = torch.stack([left, right], 1).view(b, 2, t * sub, k)  # (B, 2, F, K)
+        gains = torch.stack([torch.cos(theta), torch.sin(theta)], 1)[:, :, :, None]  # (B, 2, T, 1, K): L, R
+        turns = torch.stack([half, -half], 1)  # (B, 2, T, sub, K)
+        spec = (excitation[:, None] * torch.polar(gains.expand_as(turns), turns)).view(b, 2, t * sub, k)  # (B, 2, F, K)
         segs = torch.fft.irfft(spec, n=2 * h, dim=-1) * self.window  # (B, 2, F, 2h)
         y = overlap_add(segs, h)  # (B, 2, T*hop + h)
         spill = self._streaming_state.get("spill")

@@ -85,20 +85,30 @@ TABLE_STEPS = 512  # samples of the kernel table per bin
 
 
 @functools.lru_cache(maxsize=8)
-def kernel_table(n: int) -> Tensor:
-    """R(u) of `sine_window_kernel` sampled every 1/TABLE_STEPS bin over |u| <= KERNEL_HALF + 1 (float64 exact)."""
+def kernel_table(n: int, device: torch.device = torch.device("cpu")) -> Tensor:
+    """(N - 1, 2): R(u) of `sine_window_kernel` sampled every 1/TABLE_STEPS bin over |u| <= KERNEL_HALF + 1 (float64
+    exact), each sample beside the next, so one gather fetches both ends of an interpolation."""
     u = torch.arange(-(KERNEL_HALF + 1) * TABLE_STEPS, (KERNEL_HALF + 1) * TABLE_STEPS + 1, dtype=torch.float64) / TABLE_STEPS
-    return sine_window_kernel(u, n).float()
+    r = sine_window_kernel(u, n).float()
+    return torch.stack([r[:-1], r[1:]], -1).to(device)
 
 
 def kernel_lookup(u: Tensor, n: int) -> Tensor:
     """R(u) by linear interpolation in `kernel_table`; 0 beyond KERNEL_HALF + 1 bins (the kernel's truncation)."""
-    table = kernel_table(n).to(u.device)
+    pairs = kernel_table(n, u.device)
+    last = pairs.shape[0]  # the table's last sample
     x = (u + KERNEL_HALF + 1) * TABLE_STEPS
-    inside = (x >= 0) & (x <= table.numel() - 1)
-    x = x.clamp(0, table.numel() - 1.001)
+    inside = (x >= 0) & (x <= last)
+    x = x.clamp(0, last - 0.001)
     i = x.long()
-    return torch.lerp(table[i], table[i + 1], x - i) * inside
+    ends = pairs[i]  # (..., 2)
+    return torch.lerp(ends[..., 0], ends[..., 1], x - i) * inside
+
+
+@functools.lru_cache(maxsize=8)
+def tap_offsets(device: torch.device) -> Tensor:
+    """(2 * KERNEL_HALF + 1,) bin offsets of a sinusoid's taps around its nearest bin."""
+    return torch.arange(-KERNEL_HALF, KERNEL_HALF + 1, device=device)
 
 
 def place_sinusoids(freq: Tensor, amp: Tensor, phase: Tensor, n: int, sr: int, image: bool = True) -> Tensor:
@@ -110,19 +120,23 @@ def place_sinusoids(freq: Tensor, amp: Tensor, phase: Tensor, n: int, sr: int, i
     phases are measured, not learned).
     """
     k_bins = n // 2 + 1
+    taps = 2 * KERNEL_HALF + 1
     with torch.no_grad():
         beta = freq * n / sr  # (..., S) fractional bin
-        offs = torch.arange(-KERNEL_HALF, KERNEL_HALF + 1, device=freq.device)
+        offs = tap_offsets(freq.device)
         k = torch.round(beta)[..., None].long() + offs  # (..., S, 2H+1)
         kf = k.to(freq.dtype)
         phi = (phase - 2 * math.pi * freq / sr * (n / 2))[..., None]  # phase at m = 0
         slope = math.pi * (n - 1) / n
         # bin k of rfft(w(m) cos(w m + phi)): [e^{i phi} W(beta - k) + e^{-i phi} W(-beta - k)] / 2
         u = beta[..., None] - kf
-        kernel = torch.polar(kernel_lookup(u, n) / 2, phi + slope * u)
         if image:  # the transform is periodic in the bin offset (period n): an image past Nyquist wraps around
             v = torch.remainder(-beta[..., None] - kf + n / 2, n) - n / 2
-            kernel = kernel + torch.polar(kernel_lookup(v, n) / 2, slope * v - phi)
+            # both terms in one lookup and one polar: this runs for every harmonic of every subframe
+            both = torch.polar(kernel_lookup(torch.cat([u, v], -1), n) / 2, torch.cat([phi + slope * u, slope * v - phi], -1))
+            kernel = both[..., :taps] + both[..., taps:]
+        else:
+            kernel = torch.polar(kernel_lookup(u, n) / 2, phi + slope * u)
         ok = (k >= 0) & (k < k_bins)
         kernel = torch.where(ok, kernel, torch.zeros_like(kernel))
         index = k.clamp(0, k_bins - 1).flatten(-2)
@@ -135,7 +149,7 @@ def parabolic_peak(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
     """Offset in [-0.5, 0.5] of the vertex of the parabola through (-1, a), (0, b), (1, c): sub-bin peak position."""
     den = a - 2 * b + c
     safe = den.abs() > 1e-9
-    return torch.where(safe, 0.5 * (a - c) / torch.where(safe, den, torch.ones_like(den)), torch.zeros_like(den)).clamp(-0.5, 0.5)
+    return torch.where(safe, 0.5 * (a - c) / torch.where(safe, den, 1.0), 0.0).clamp(-0.5, 0.5)
 
 
 def asymmetric_window(n: int, fall: int) -> Tensor:
@@ -167,6 +181,8 @@ class TonalAnalysis(StreamingModule):
         self.register_buffer("part_index", (lo[:, None] + torch.arange(m)).clamp(max=k - 1), persistent=False)
         self.register_buffer("part_valid", torch.arange(m) < width[:, None], persistent=False)
         self.register_buffer("part_slot", torch.arange(m), persistent=False)
+        self.register_buffer("part_q0", (18.0 / self.part_valid.sum(-1)).clamp(max=1.0), persistent=False)  # (P,)
+        self.register_buffer("three", torch.arange(3), persistent=False)
         self.register_buffer("bin_phase", torch.arange(k, dtype=torch.float32) * math.pi / window, persistent=False)
         self.register_buffer("part_lo", torch.tensor(pe[:-1]), persistent=False)
         self.register_buffer("part_hi", torch.tensor(pe[1:]), persistent=False)
@@ -177,7 +193,7 @@ class TonalAnalysis(StreamingModule):
     def frames(self, mono: Tensor) -> Tensor:
         """(B, N) -> (B, N/sub_hop, window): each window ends at a subframe's end (+ lookahead offline)."""
         h, la = self.sub_hop, self.lookahead
-        past = self._streaming_state.get("past", mono.new_zeros(mono.shape[0], self.win - h - la))
+        past = self._state("past", lambda: mono.new_zeros(mono.shape[0], self.win - h - la))
         xp = torch.cat([past, mono, mono.new_zeros(mono.shape[0], la)], -1)
         if self.is_streaming:
             self._streaming_state["past"] = xp[:, xp.shape[-1] - (self.win - h):]
@@ -189,7 +205,7 @@ class TonalAnalysis(StreamingModule):
         There the harmonic fraction is 0 and f0 unused; holding it keeps the f0 channels smooth, so a
         generator need not model the pitch estimator's noise. Causal, and carried across streaming calls.
         """
-        prev = self._streaming_state.get("f0", torch.full_like(f0[:, :1], F0_HELD))
+        prev = self._state("f0", lambda: torch.full_like(f0[:, :1], F0_HELD))
         f = torch.cat([prev, f0], 1)  # (B, 1 + F)
         ok = torch.cat([torch.ones_like(periodic[:, :1]), periodic], 1)
         idx = torch.where(ok, torch.arange(f.shape[1], device=f.device), 0).cummax(1).values
@@ -205,9 +221,9 @@ class TonalAnalysis(StreamingModule):
         seg = rn[..., self.lag_lo - 1:]  # lags lag_lo-1 .. lag_hi+1
         mid = seg[..., 1:-1]
         peak = (mid >= seg[..., :-2]) & (mid >= seg[..., 2:])
-        best = torch.where(peak, mid, torch.full_like(mid, -1.0)).amax(-1, keepdim=True)  # (B, F, 1)
+        best = torch.where(peak, mid, -1.0).amax(-1, keepdim=True)  # (B, F, 1)
         first = (peak & (mid >= 0.85 * best)).float().argmax(-1)  # (B, F)
-        a, b, c = (seg.gather(-1, (first + d)[..., None])[..., 0] for d in (0, 1, 2))
+        a, b, c = seg.gather(-1, first[..., None] + self.three).unbind(-1)  # around the peak: lags first-1..first+1
         lag = (first + self.lag_lo).float() + parabolic_peak(a, b, c)
         return lag, b.clamp(0, 1)
 
@@ -248,7 +264,7 @@ class TonalAnalysis(StreamingModule):
         band_pw = pw[..., idx]  # (B, T, P, M)
         lp = torch.log(band_pw + EPS).masked_fill(~valid, -1e9)
         j = lp.argmax(-1, keepdim=True)  # (B, T, P, 1) position inside the band's slice
-        a, bb, c = (lp.gather(-1, (j + d).clamp(0, idx.shape[1] - 1))[..., 0] for d in (-1, 0, 1))
+        a, bb, c = lp.gather(-1, (j + self.three - 1).clamp(0, idx.shape[1] - 1)).unbind(-1)
         a, c = torch.where(a < -1e8, bb, a), torch.where(c < -1e8, bb, c)  # band edges: no interpolation
         k = idx[:, 0] + j[..., 0]  # (B, T, P) bin of the peak
         hz = (k.float() + parabolic_peak(a, bb, c)) * self.sr / (2 * (pw.shape[-1] - 1))
@@ -256,7 +272,7 @@ class TonalAnalysis(StreamingModule):
         near = ((self.part_slot - j).abs() <= 4) & valid  # (B, T, P, M)
         e_band = (band_pw * valid).sum(-1)  # (B, T, P)
         q = (band_pw * near).sum(-1) / (e_band + EPS)
-        q0 = (18.0 / valid.sum(-1)).clamp(max=1.0)  # what the 9 bins around the strongest of noise hold
+        q0 = self.part_q0  # what the 9 bins around the strongest of noise hold
         share = ((q - q0) / (1 - q0 + EPS)).clamp(0, 1)
         ratio = hz / f0[..., None]
         on_harmonic = (ratio - torch.round(ratio)).abs() * f0[..., None] < torch.clamp(0.005 * hz, min=6.0)
@@ -282,11 +298,14 @@ class TonalSynthesis(StreamingModule):
         self.register_buffer("part_lo", torch.tensor(pe[:-1]), persistent=False)
         self.register_buffer("part_hi", torch.tensor(pe[1:]), persistent=False)
         self.register_buffer("part_to_harm", part_to_harm_band(pe), persistent=False)
+        self.register_buffer("harmonic_numbers", torch.arange(1, MAX_HARMONICS + 1, dtype=torch.float32), persistent=False)
+        self.register_buffer("harmonic_numbers64", torch.arange(1, MAX_HARMONICS + 1, dtype=torch.float64),
+                             persistent=False)
 
     def _phases(self, freq: Tensor, key: str) -> Tensor:
         """(B, F, S) frequencies at window centres -> phase at each centre, continued from the last call."""
-        prev_f = self._streaming_state.get(key + "_f", freq[:, :1])
-        prev_p = self._streaming_state.get(key + "_p", torch.zeros_like(freq[:, :1], dtype=torch.float64))
+        prev_f = self._state(key + "_f", lambda: freq[:, :1])
+        prev_p = self._state(key + "_p", lambda: torch.zeros_like(freq[:, :1], dtype=torch.float64))
         f = torch.cat([prev_f, freq], 1).double()
         step = math.pi * (f[:, 1:] + f[:, :-1]) * self.sub_hop / self.sr  # 2 pi mean(f) h / sr
         phase = (prev_p + torch.cumsum(step, 1)) % (2 * math.pi)  # (B, F, S)
@@ -304,7 +323,7 @@ class TonalSynthesis(StreamingModule):
         power = torch.exp(log_power.clamp(max=30.0)).view(b, t * sub, k)  # (B, F, K)
         f0 = f0.reshape(b, t * sub).clamp(F0_MIN, F0_MAX)
         n_h = max(1, min(MAX_HARMONICS, math.ceil(HARMONIC_CEILING_HZ / float(f0.detach().min())))) if f0.numel() else 1
-        hh = torch.arange(1, n_h + 1, device=f0.device, dtype=torch.float32)
+        hh = self.harmonic_numbers[:n_h]
         fh = f0[..., None] * hh  # (B, F, H)
         alive = fh < min(HARMONIC_CEILING_HZ, 0.48 * self.sr)
         pos_bin = (fh * self.n / self.sr).clamp(max=k - 1.001)
@@ -312,26 +331,25 @@ class TonalSynthesis(StreamingModule):
         lp = log_power.reshape(b, t * sub, k)
         env = torch.lerp(lp.gather(-1, lo), lp.gather(-1, lo + 1), pos_bin - lo)  # log power at each harmonic
         amp = torch.exp(0.5 * HARMONIC_SHARPEN * env.clamp(max=30.0)) * alive  # band scaling restores the energy
-        phase = (self._phases(f0[..., None], "f0") * hh.double()) % (2 * math.pi)
-
-        def rep(v: Tensor) -> Tensor:  # per frame (B, T, n) -> per synthesis window (B, T*sub, n)
-            return v.repeat_interleave(sub, 1)
+        phase = (self._phases(f0[..., None], "f0") * self.harmonic_numbers64[:n_h]) % (2 * math.pi)
+        # per frame (B, T, n) -> per synthesis window (B, T*sub, n)
+        harm_w, share_w = (v.repeat_interleave(sub, 1) for v in (harm, share))
 
         # harmonics, each harmonic band scaled to its share of the envelope's energy, measured on the spectrum
         # itself (close harmonics interfere); bands without harmonics leave their energy to the noise
         harmonic = place_sinusoids(fh, amp, phase.float(), self.n, self.sr)  # (B, F, K)
         e_h = torch.view_as_real(harmonic).square().sum(-1) @ self.harm_bands  # (B, F, 8)
-        target = rep(harm) * (power @ self.harm_bands)
+        target = harm_w * (power @ self.harm_bands)
         ok_h = (e_h > 1e-4 * target) & (target > 0)
-        gain = torch.sqrt(torch.where(ok_h, target / (e_h + EPS), torch.ones_like(e_h))) * ok_h  # no 0/0 in the gradient
+        gain = torch.sqrt(torch.where(ok_h, target / (e_h + EPS), 1.0)) * ok_h  # no 0/0 in the gradient
         harmonic = harmonic * (gain @ self.harm_bands.T)
         # partials: one sinusoid per partial band at its measured peak, with its share of the band's energy
         # (a windowed unit sinusoid carries sum_k |X_k|^2 = (n/2) sum_m x^2 = n^2 / 8 on rfft bins; above 1 kHz
         # the negative-frequency image is negligible)
-        fp = rep(self.part_lo + pos.clamp(0, 1) * (self.part_hi - self.part_lo))  # (B, F, P) Hz
-        amp_p = torch.sqrt((rep(share) * (power @ self.part_bands) / (self.n ** 2 / 8)).clamp_min(1e-20))  # (B, F, P)
+        fp = (self.part_lo + pos.clamp(0, 1) * (self.part_hi - self.part_lo)).repeat_interleave(sub, 1)  # (B, F, P) Hz
+        amp_p = torch.sqrt((share_w * (power @ self.part_bands) / (self.n ** 2 / 8)).clamp_min(1e-20))  # (B, F, P)
         partial = place_sinusoids(fp, amp_p, self._phases(fp, "part").float(), self.n, self.sr, image=False)
         ok_h = ok_h.float()
-        frac = (rep(harm) * ok_h) @ self.harm_bands.T + rep(share) @ self.part_bands.T  # (B, F, K)
+        frac = (harm_w * ok_h) @ self.harm_bands.T + share_w @ self.part_bands.T  # (B, F, K)
         noise = (1 - frac).clamp(0, 1)
         return harmonic + partial, noise.view(b, t, sub, k)

@@ -9,7 +9,7 @@ State can be read (`get_streaming_state`), set (`set_streaming_state`) and reset
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -28,6 +28,12 @@ class StreamingModule(nn.Module):
     @property
     def is_streaming(self) -> bool:
         return self._is_streaming
+
+    def _state(self, key: str, initial: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The state kept under `key`, or `initial()` where there is none: made only when needed (per frame, an
+        eagerly built default costs a kernel)."""
+        value = self._streaming_state.get(key)
+        return initial() if value is None else value
 
     def _streaming_modules(self) -> Iterator[tuple[str, "StreamingModule"]]:
         for name, m in self.named_modules():

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from foley.models.codec_dsp import EPS, full_precision
+from foley.models.codec_dsp import EPS, full_precision, power_of
 from foley.models.streaming import StreamingModule
 
 F0_MIN, F0_MAX = 70.0, 1600.0
@@ -233,7 +233,7 @@ class TonalAnalysis(StreamingModule):
         b, _, n = x.shape
         t = n // self.hop
         spec = torch.fft.rfft(self.frames(x.sum(1)) * self.window, 2 * self.win)  # (B, F, 2W/2+1)
-        power = torch.view_as_real(spec).square().sum(-1)  # (B, F, W+1)
+        power = power_of(spec)  # (B, F, W+1)
         lag, periodic = self.pitch(power)  # (B, F)
         f0 = self.hold(self.sr / lag, periodic > PERIODIC_FLOOR)
         # band periodicity at the pitch lag: sum_k P_k cos(2 pi k lag / 2W) / sum_k P_k / wac(lag)
@@ -338,7 +338,7 @@ class TonalSynthesis(StreamingModule):
         # harmonics, each harmonic band scaled to its share of the envelope's energy, measured on the spectrum
         # itself (close harmonics interfere); bands without harmonics leave their energy to the noise
         harmonic = place_sinusoids(fh, amp, phase.float(), self.n, self.sr)  # (B, F, K)
-        e_h = torch.view_as_real(harmonic).square().sum(-1) @ self.harm_bands  # (B, F, 8)
+        e_h = power_of(harmonic) @ self.harm_bands  # (B, F, 8)
         target = harm_w * (power @ self.harm_bands)
         ok_h = (e_h > 1e-4 * target) & (target > 0)
         gain = torch.sqrt(torch.where(ok_h, target / (e_h + EPS), 1.0)) * ok_h  # no 0/0 in the gradient

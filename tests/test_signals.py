@@ -115,6 +115,15 @@ def test_the_cli_handles_both_signals_keeps_an_ignored_ctrl_c_ignored_and_restor
 
     monkeypatch.setattr(cli, "_check_paths", record)
     argv = ["codec", "roundtrip", "in.wav", "out.wav"]
+    # a foreground run's Ctrl-C, whatever this process was started with (a shell's background job ignores SIGINT)
+    started_with = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _cli_handlers(cli, interrupts, argv, record, seen, monkeypatch)
+    finally:
+        signal.signal(signal.SIGINT, started_with)
+
+
+def _cli_handlers(cli, interrupts, argv, record, seen, monkeypatch):
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     assert cli.main(argv) == 1
     assert seen[-1] == (interrupts.handler, interrupts.handler)

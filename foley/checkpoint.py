@@ -77,19 +77,20 @@ def float_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def check_codec(ckpt: dict, codec_hash: str | None, path: str | Path) -> None:
-    """A generator checkpoint must have been made for the codec of hash `codec_hash` (its latents; None: any):
-    a clear error otherwise."""
-    if codec_hash is not None and ckpt.get("codec_hash") != codec_hash:
+def check_codec(ckpt: dict, codec_hashes: tuple[str, ...] | None, path: str | Path) -> None:
+    """A generator checkpoint must have been made for a codec with these latents (any of `codec_hashes`, from
+    `foley.models.codec.latent_hashes`; None: any): a clear error otherwise."""
+    if codec_hashes is not None and ckpt.get("codec_hash") not in codec_hashes:
         raise CheckpointError(f"{path}: made for another codec (its latents differ from this codec's); "
                               "use the codec it was trained with, or retrain")
 
 
-def load_generator(path: str | Path, fmt: str, what: str, hint: str, build, codec_hash: str | None):  # noqa: ANN001, ANN201
-    """(model, checkpoint) of a generator over codec latents: read, checked against the codec of hash `codec_hash`
+def load_generator(path: str | Path, fmt: str, what: str, hint: str, build,  # noqa: ANN001, ANN201
+                   codec_hashes: tuple[str, ...] | None):
+    """(model, checkpoint) of a generator over codec latents: read, checked against the codec's `codec_hashes`
     (None: any), built by `build(config dict, latent_channels)` and loaded in float32."""
     ckpt = load(path, (fmt,), what, hint)
-    check_codec(ckpt, codec_hash, path)
+    check_codec(ckpt, codec_hashes, path)
     cfg = dict(ckpt["config"])
     channels = cfg.pop("latent_channels")
     model = build(cfg, channels)

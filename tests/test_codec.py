@@ -229,3 +229,37 @@ def test_synthesis_phases_are_a_pure_function_of_subframe_and_bin():
     assert whole.shape == (2, 24, CFG.n_bins)
     assert torch.equal(part, whole[:, 10:15])
     assert not torch.equal(whole[0], whole[1])  # excitation and sign streams differ
+
+
+def test_the_latent_hash_follows_what_fixes_the_latents_not_the_decoder(tmp_path):
+    from foley.models.codec import codec_hash, latent_hashes
+
+    codec = _codec()
+    h = codec_hash(codec)
+    other_decoder = _codec()
+    with torch.no_grad():
+        for p in other_decoder.decoder.parameters():
+            p.add_(0.01)
+    assert codec_hash(other_decoder) == h  # a retrained decoder: the same latents, the same generators
+    for change in ("encoder", "latent_std"):
+        c = _codec()
+        with torch.no_grad():
+            (next(c.encoder.parameters()) if change == "encoder" else c.latent_std).mul_(1.01)
+        assert codec_hash(c) != h, change
+    assert codec_hash(_codec(CodecConfig(width=64, enc_blocks=2, dec_blocks=2, causal=False))) != h
+    other_decoder.legacy_hashes = ("f" * 64,)
+    save_codec(tmp_path / "c.pt", other_decoder)
+    assert latent_hashes(load_codec(tmp_path / "c.pt")) == (h, "f" * 64)  # kept in the file
+
+
+def test_a_generator_made_for_an_earlier_codec_with_the_same_latents_still_loads(tmp_path):
+    from foley.checkpoint import CheckpointError
+    from foley.models.dit import DiT, DiTConfig, load_dit, save_dit
+
+    codec = _codec()
+    m = DiT(DiTConfig(width=32, depth=1, heads=2, cond_dim=16), codec.cfg.channels)
+    save_dit(tmp_path / "d.pt", m, codec_hash="e" * 64)  # what generators recorded before (all the weights' hash)
+    with pytest.raises(CheckpointError, match="another codec"):
+        load_dit(tmp_path / "d.pt", codec)
+    codec.legacy_hashes = ("e" * 64,)
+    assert load_dit(tmp_path / "d.pt", codec)[0].channels == codec.cfg.channels

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from foley.errors import FoleyError
-from foley.models.codec import codec_hash
+from foley.models.codec import codec_hash, latent_hashes
 
 
 @dataclass
@@ -210,7 +210,7 @@ def load_cache(path: str | os.PathLike, codec=None) -> Cache:  # noqa: ANN001
         cache = Cache(**torch.load(path, weights_only=True))
     except Exception as e:  # a damaged or foreign file
         raise FoleyError(f"{path}: not a readable latent cache ({type(e).__name__}); delete it to rebuild") from None
-    if codec is not None and cache.codec_hash != codec_hash(codec):
+    if codec is not None and cache.codec_hash not in latent_hashes(codec):
         raise FoleyError(f"{path} was encoded with another codec; delete it to rebuild")
     return cache
 

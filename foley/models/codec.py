@@ -17,6 +17,7 @@ All channels are normalised by `latent_mean` / `latent_std`, buffers of the code
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -62,12 +63,15 @@ class CodecConfig:
     causal: bool = True
     tonal: bool = False  # v2: measured pitch / harmonicity / partial channels and sinusoidal synthesis
     pitch_window: int = 2048  # samples of the tonal analysis window
+    harmonic_gain: bool = False  # v2: a learned gain per harmonic band on the measured fraction (decoder side)
 
     def __post_init__(self) -> None:
         if self.sr % self.fps or (self.sr // self.fps) % self.subframes:
             raise CodecError(f"sr / fps / subframes must divide exactly, got {self.sr} / {self.fps} / {self.subframes}")
         if min(self.spectral_channels, self.stereo_bands, self.width, self.kernel) < 1:
             raise CodecError("channel counts, width and kernel must be positive")
+        if self.harmonic_gain and not self.tonal:
+            raise CodecError("harmonic_gain scales the tonal path's harmonic fractions: it needs tonal=True")
         if self.stereo_bands > self.n_bins // 2:
             raise CodecError(f"{self.stereo_bands} stereo bands are too many for {self.n_bins} bins")
 
@@ -109,11 +113,12 @@ class CodecConfig:
 
 
 PRESETS: dict[str, CodecConfig] = {
-    "tiny": CodecConfig(tonal=True),  # v2, 120 channels
-    "tiny_offline": CodecConfig(tonal=True, causal=False),  # StereoFoley's offline codec: looks ahead
-    "small": CodecConfig(tonal=True, width=512, enc_blocks=4, dec_blocks=6),
+    "tiny": CodecConfig(tonal=True, harmonic_gain=True),  # v2, 120 channels
+    "tiny_offline": CodecConfig(tonal=True, causal=False),  # StereoFoley's offline codec: looks ahead (its mixes
+    # lost mel fidelity with the harmonic-gain head: docs/benchmarks.md)
+    "small": CodecConfig(tonal=True, harmonic_gain=True, width=512, enc_blocks=4, dec_blocks=6),
     "soundreactor": CodecConfig(fps=30, spectral_channels=24, width=1024, enc_blocks=6, dec_blocks=8, kernel=5,
-                                tonal=True),
+                                tonal=True, harmonic_gain=True),
     "v1_tiny": CodecConfig(),  # v1: noise-excited synthesis, 80 channels
     "v1_tiny_offline": CodecConfig(causal=False),
 }
@@ -205,6 +210,12 @@ class Codec(StreamingModule):
         if cfg.tonal:
             self.tonal_analysis = TonalAnalysis(cfg.hop, cfg.subframes, cfg.sr, cfg.pitch_window, cfg.causal)
             self.tonal_synthesis = TonalSynthesis(cfg.hop, cfg.subframes, cfg.sr)
+        if cfg.harmonic_gain:  # frame by frame, so causal; starts at a gain of 1 (zero output)
+            self.harmonic_gain = nn.Sequential(nn.Linear(cfg.channels, 128), nn.GELU(),
+                                               nn.Linear(128, len(HARM_EDGES_HZ) - 1))
+            nn.init.zeros_(self.harmonic_gain[2].weight)
+            nn.init.zeros_(self.harmonic_gain[2].bias)
+        self.legacy_hashes: tuple[str, ...] = ()  # earlier codecs with these latents (`latent_hashes`)
         self.register_buffer("latent_mean", torch.zeros(cfg.channels))
         self.register_buffer("latent_std", torch.ones(cfg.channels))
         nn.init.normal_(self.decoder.out.weight, std=0.02)  # start near a quiet, flat spectrum
@@ -243,7 +254,19 @@ class Codec(StreamingModule):
     def render(self, spectral: Tensor, cues: Tensor) -> tuple[Tensor, Tensor]:
         """Raw latents (B, T, Cs), (B, T, 3 nb) -> (audio (B, 2, T*hop), log power (B, T, sub, K))."""
         log_power = self.envelope(spectral, cues)
-        return self.synthesize(log_power, cues), log_power
+        return self.synthesize(log_power, cues, self.harmonic_gains(spectral, cues)), log_power
+
+    def harmonic_gains(self, spectral: Tensor, cues: Tensor) -> Tensor | None:
+        """Raw latents -> the learned gains (B, T, 8) on the measured harmonic fractions, or None without that head.
+
+        The measured fraction (each band's periodicity at one lag over a 43 ms window) is low for voices, whose
+        pitch and loudness move inside the window; a gain that fixes speech everywhere costs the world's mixes.
+        The head reads the frame's whole latent and learns where; the latents themselves do not change.
+        """
+        if not self.cfg.harmonic_gain:
+            return None
+        z = (torch.cat([spectral, cues], -1) - self.latent_mean) / self.latent_std
+        return torch.exp(self.harmonic_gain(z).float().clamp(-2.0, 2.0))
 
     def envelope(self, spectral: Tensor, cues: Tensor) -> Tensor:
         """Raw latents -> the decoder's log power (B, T, sub, K), each frame's band energies set to its cue."""
@@ -253,13 +276,16 @@ class Codec(StreamingModule):
         log_power = self.decoder(inp).float().view(b, t, self.cfg.subframes, self.cfg.n_bins)
         return self.synthesis.set_band_energy(log_power * LOG_POWER_SCALE + LOG_POWER_SHIFT, energy)
 
-    def synthesize(self, log_power: Tensor, cues: Tensor) -> Tensor:
-        """Log power (B, T, sub, K) and the frames' raw cues -> stereo (B, 2, T*hop) (frame by frame: no look-ahead)."""
+    def synthesize(self, log_power: Tensor, cues: Tensor, harmonic_gains: Tensor | None = None) -> Tensor:
+        """Log power (B, T, sub, K) and the frames' raw cues -> stereo (B, 2, T*hop) (frame by frame: no look-ahead);
+        `harmonic_gains` (B, T, 8) scale the harmonic fractions (`harmonic_gains`)."""
         nb = self.cfg.stereo_bands
         _, pan, coherence = cues[..., : 3 * nb].float().chunk(3, -1)  # (B, T, nb) each
         tonal = noise = None
         if self.cfg.tonal:
             f0, harm, pos, share = self.split_tonal(cues[..., 3 * nb:].float())
+            if harmonic_gains is not None:
+                harm = (harm * harmonic_gains).clamp(0, 1)
             tonal, noise = self.tonal_synthesis(log_power, f0, harm, pos, share)
         return self.synthesis(log_power, pan, (coherence + 1) / 2, tonal, noise)
 
@@ -349,7 +375,9 @@ HINT = "train one with `foley train codec` or pass --checkpoint"
 
 
 def save_codec(path: str | Path, codec: Codec, **extra: object) -> str:
-    """Write the codec (config, weights, hash) atomically; returns the weights' hash."""
+    """Write the codec (config, weights, hash, its legacy latent hashes) atomically; returns the weights' hash."""
+    if codec.legacy_hashes:
+        extra = {"legacy_hashes": list(codec.legacy_hashes), **extra}
     return checkpoint.save(path, FORMAT, asdict(codec.cfg), codec.state_dict(), **extra)
 
 
@@ -369,6 +397,7 @@ def load_codec(path: str | Path | None = None, map_location: str | torch.device 
         codec.load_state_dict(ckpt.get("ema") or ckpt["model"])
     except RuntimeError as e:
         raise CodecError(f"{path}: weights do not match its config ({str(e).splitlines()[0]})") from None
+    codec.legacy_hashes = tuple(str(h) for h in ckpt.get("legacy_hashes", ()))
     return codec.eval()
 
 
@@ -377,6 +406,23 @@ def frames_for(n_samples: int, cfg: CodecConfig) -> int:
     return cfg.seq.frames_for(n_samples)
 
 
+# What does not shape the latents: a codec that differs from another only here (a retrained decoder, a learned
+# harmonic gain) encodes every sound to the same latents, so the generators trained on them stay valid.
+DECODER_SIDE = ("decoder.", "harmonic_gain.")
+LATENT_FIELDS = ("sr", "fps", "subframes", "spectral_channels", "stereo_bands", "causal", "tonal", "pitch_window")
+
+
 def codec_hash(codec: Codec) -> str:
-    """The hash of a codec's weights: what a generator's checkpoint records of the codec it was trained with."""
-    return checkpoint.state_hash(codec.state_dict())
+    """The hash of what fixes a codec's latents: its analysis settings, encoder weights and latent normalisation,
+    not its decoder side. A generator's checkpoint records it for the codec it was trained with, so a decoder
+    retrained on the same latents decodes the generators' latents without retraining them."""
+    latent_side = {k: v for k, v in codec.state_dict().items() if not k.startswith(DECODER_SIDE)}
+    settings = ";".join(f"{f}={getattr(codec.cfg, f)}" for f in LATENT_FIELDS)
+    return hashlib.sha256((checkpoint.state_hash(latent_side) + settings).encode()).hexdigest()
+
+
+def latent_hashes(codec: Codec) -> tuple[str, ...]:
+    """Every hash a generator made for this codec's latents may record: `codec_hash`, and the hashes that generators
+    trained before it recorded (of all the weights of an earlier release with the same latents; the checkpoint
+    lists them as `legacy_hashes`)."""
+    return (codec_hash(codec), *codec.legacy_hashes)

@@ -140,7 +140,9 @@ def offline_blocks(codec: torch.nn.Module, blocks: Iterable[np.ndarray], chunk_f
             part = lat[:, s - base:e - base]
             with torch.no_grad():
                 log_power = codec.envelope(part[..., :cs], part[..., cs:])[:, a - s:b - s]
-                y = codec.synthesize(log_power, part[:, a - s:b - s, cs:])[0].numpy()
+                here = part[:, a - s:b - s]
+                gains = codec.harmonic_gains(here[..., :cs], here[..., cs:])
+                y = codec.synthesize(log_power, here[..., cs:], gains)[0].numpy()
             yield y[:, : max(0, audio.end - a * hop)] if audio.ended else y  # the input's length, not whole frames
             lat, base = lat[:, max(0, b - d) - base:], max(0, b - d)
             a = b

@@ -149,9 +149,9 @@ def save_dit(path, model: DiT, codec_hash: str, half: bool = False, **meta: obje
 def load_dit(path, codec=None, device: str | torch.device = "cpu") -> tuple[DiT, dict]:  # noqa: ANN001
     """(model in eval mode, checkpoint dict); refuses a checkpoint made for another codec than `codec`."""
     from foley import checkpoint
-    from foley.models.codec import codec_hash
+    from foley.models.codec import latent_hashes
 
     model, ckpt = checkpoint.load_generator(path, FORMAT, "DiT", "train one with `foley train dit`",
                                             lambda cfg, c: DiT(DiTConfig(**cfg), c),
-                                            None if codec is None else codec_hash(codec))
+                                            None if codec is None else latent_hashes(codec))
     return model.to(device).eval(), ckpt

@@ -258,9 +258,9 @@ def save_reactor(path, model: ReactorNet, codec_hash: str, half: bool = False, *
 def load_reactor(path, codec=None, device: str | torch.device = "cpu") -> tuple[ReactorNet, dict]:  # noqa: ANN001
     """(model in eval mode, checkpoint); refuses a checkpoint made for another codec than `codec`."""
     from foley import checkpoint
-    from foley.models.codec import codec_hash
+    from foley.models.codec import latent_hashes
 
     model, ckpt = checkpoint.load_generator(path, FORMAT, "reactor", "train one with `foley train reactor`",
                                             lambda cfg, c: ReactorNet(ReactorConfig(**cfg), c),
-                                            None if codec is None else codec_hash(codec))
+                                            None if codec is None else latent_hashes(codec))
     return model.to(device).eval(), ckpt

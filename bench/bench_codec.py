@@ -65,9 +65,10 @@ def quality(codec, clips: int, seed: int) -> tuple[dict[str, Figures], dict[str,
 def frame_times(codecs: dict[str, object], seconds: float = 10.0) -> dict[str, np.ndarray]:
     """Seconds of causal encode + decode of each 1-frame step, per codec: the codecs take turns on the same frame
     (interleaved, so a shared host's slow spells hit them alike), under `torch.inference_mode` as `foley stream`
-    runs them. The first second is warm-up and left out."""
-    hop = next(iter(codecs.values())).cfg.hop
-    x = 0.1 * torch.randn(1, 2, int(seconds * 25) * hop, generator=torch.Generator().manual_seed(0))
+    runs them. The first second is warm-up and left out. The codecs must share a frame (rate and hop)."""
+    cfg = next(iter(codecs.values())).cfg
+    hop, fps = cfg.hop, cfg.fps
+    x = 0.1 * torch.randn(1, 2, int(seconds * fps) * hop, generator=torch.Generator().manual_seed(0))
     times: dict[str, list[float]] = {k: [] for k in codecs}
     with torch.inference_mode(), contextlib.ExitStack() as stack:
         for c in codecs.values():
@@ -77,7 +78,7 @@ def frame_times(codecs: dict[str, object], seconds: float = 10.0) -> dict[str, n
                 t0 = time.perf_counter()
                 c.decode(c.encode(x[..., t * hop:(t + 1) * hop]))
                 times[name].append(time.perf_counter() - t0)
-    return {k: np.asarray(v[25:]) for k, v in times.items()}
+    return {k: np.asarray(v[fps:]) for k, v in times.items()}
 
 
 def speed(codec, against=None, seconds: float = 10.0) -> dict[str, float]:
@@ -155,7 +156,11 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     codec = load_codec(a.checkpoint)
     other = None if a.against == "none" else load_codec(a.against)
-    s = speed(codec, other if codec.cfg.causal and other is not None and other.cfg.causal else None)
+    if other is not None and not (other.cfg.causal and (other.cfg.sr, other.cfg.hop) == (codec.cfg.sr, codec.cfg.hop)):
+        print(f"not timed beside {a.against}: it is not a causal codec with this one's frame "
+              f"({codec.cfg.sr} Hz, {codec.cfg.hop} samples)")
+        other = None
+    s = speed(codec, other if codec.cfg.causal else None)
     if a.speed_only:
         report([speed_line(s, codec.cfg, against_label(a.against))], a.markdown)
         return

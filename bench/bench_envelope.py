@@ -53,6 +53,8 @@ def render(codec, x: np.ndarray, tonal_env: str, noise_env: str, gain: float, lo
             env[tonal_env] = codec.synthesis.set_band_energy(liftered(true, int(tonal_env.split()[1])), cues[..., :nb])
         _, pan, coherence = cues[..., : 3 * nb].chunk(3, -1)
         f0, harm, pos, share = codec.split_tonal(cues[..., 3 * nb:])
+        learned = codec.harmonic_gains(mean, cues)  # the codec's own head, where it has one
+        harm = harm if learned is None else (harm * learned).clamp(0, 1)
         scaled = (gain * harm).clamp(0, 1)
         harm = torch.where(torch.arange(harm.shape[-1]) < low_bands, scaled, harm)
         tonal, noise = codec.tonal_synthesis(env[tonal_env], f0, harm, pos, share)

@@ -231,6 +231,24 @@ def test_offline_chunks_need_the_held_pitch_handed_on(monkeypatch):
     assert np.abs(broken - ref).max() > 0.05
 
 
+def test_offline_chunks_with_a_harmonic_gain_head_equal_the_whole_clip():
+    """The head scales each decoded chunk's harmonic fractions from that chunk's own latents, as whole decoding does."""
+    from dataclasses import replace
+
+    from foley.models import codec_chunks
+
+    plain = load_codec(OFFLINE_CHECKPOINT)
+    codec = Codec(replace(plain.cfg, harmonic_gain=True)).eval()
+    codec.load_state_dict(plain.state_dict(), strict=False)
+    with torch.no_grad():
+        torch.nn.init.normal_(codec.harmonic_gain[2].weight, std=0.5)  # gains that differ by frame and band
+    x = _gated_tone(3 * 48000)
+    ref = _whole_clip(codec, x)
+    assert np.abs(ref - _whole_clip(plain, x)).max() > 1e-3  # the head changes the sound
+    got = np.concatenate(list(codec_chunks.offline_blocks(codec, [x], 9)), -1)
+    assert np.abs(got - ref).max() < 2e-6
+
+
 @pytest.mark.parametrize("causal", [True, False])
 def test_roundtrip_output_is_as_long_as_the_input(tmp_path, causal):
     """Any length, below one latent frame, whole frames, one sample over, causal (streamed in 3-frame

@@ -422,7 +422,7 @@ def codec_hash(codec: Codec) -> str:
 
 
 def latent_hashes(codec: Codec) -> tuple[str, ...]:
-    """Every hash a generator made for this codec's latents may record: `codec_hash`, and the hashes that generators
-    trained before it recorded (of all the weights of an earlier release with the same latents; the checkpoint
-    lists them as `legacy_hashes`)."""
-    return (codec_hash(codec), *codec.legacy_hashes)
+    """Every hash a generator made for this codec's latents may record: `codec_hash`; the hash of all its weights
+    (what generators recorded before `codec_hash` left the decoder side out); and the hashes of all the weights of
+    earlier releases with the same latents (the checkpoint lists them as `legacy_hashes`)."""
+    return (codec_hash(codec), checkpoint.state_hash(codec.state_dict()), *codec.legacy_hashes)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,23 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from bench_envelope import speech_scores, world_clips as world_val  # noqa: E402
 from bench_listening import speech_sounds  # noqa: E402
 from foley.metrics.codec import mel_distance  # noqa: E402
-from foley import checkpoint  # noqa: E402
-from foley.models.codec import DEFAULT_CHECKPOINT, Codec, LossWeights, codec_hash, load_codec, save_codec  # noqa: E402
+from foley.models.codec import (DEFAULT_CHECKPOINT, LossWeights, codec_hash, load_codec, save_codec,  # noqa: E402
+                                with_harmonic_gain)
 from foley.roundtrip import codec_audio  # noqa: E402
 from foley.train.codec import batch_at, tonal_clips, world_clips  # noqa: E402
-
-
-def with_gain_head(codec: Codec) -> Codec:
-    """`codec` with a harmonic-gain head (a fresh one, gain 1, unless it has one): the same latents, and the
-    generators made for `codec` listed as compatible (its weights' hash among the new one's legacy hashes)."""
-    if codec.cfg.harmonic_gain:
-        return codec
-    out = Codec(replace(codec.cfg, harmonic_gain=True))
-    missing, unexpected = out.load_state_dict(codec.state_dict(), strict=False)
-    assert not unexpected and all(k.startswith("harmonic_gain.") for k in missing), (missing, unexpected)
-    out.legacy_hashes = (*codec.legacy_hashes, checkpoint.state_hash(codec.state_dict()))
-    assert codec_hash(out) == codec_hash(codec)  # the latents did not change
-    return out
 
 
 def main() -> None:
@@ -61,7 +47,8 @@ def main() -> None:
     codec = load_codec(a.checkpoint)
     if not codec.cfg.tonal:
         sys.exit("the codec has no tonal path (v1): nothing to scale")
-    codec = with_gain_head(codec)
+    codec = with_harmonic_gain(codec)
+    assert codec_hash(codec) == codec_hash(load_codec(a.checkpoint))  # the latents did not change
     cfg, head = codec.cfg, codec.harmonic_gain
     speech = speech_sounds()
     world = world_val(16)

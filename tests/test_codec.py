@@ -243,10 +243,13 @@ def test_the_latent_hash_follows_what_fixes_the_latents_not_the_decoder(tmp_path
     assert codec_hash(other_decoder) == h  # a retrained decoder: the same latents, the same generators
     from dataclasses import replace
 
-    headed = Codec(replace(CFG, tonal=True, harmonic_gain=True))
+    from foley.checkpoint import state_hash
+    from foley.models.codec import with_harmonic_gain
+
     plain = Codec(replace(CFG, tonal=True))
-    plain.load_state_dict({k: v for k, v in headed.state_dict().items() if not k.startswith("harmonic_gain.")})
-    assert codec_hash(headed) == codec_hash(plain)  # the harmonic-gain head is decoder side too
+    headed = with_harmonic_gain(plain)
+    assert headed.cfg.harmonic_gain and codec_hash(headed) == codec_hash(plain)  # the head is decoder side too
+    assert headed.legacy_hashes == (state_hash(plain.state_dict()),)  # generators made for `plain` load with it
     for change in ("encoder", "latent_std"):
         c = _codec()
         with torch.no_grad():

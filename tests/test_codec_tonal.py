@@ -120,11 +120,10 @@ def test_decoding_degrades_gracefully_on_imperfect_latents():
 
 
 def _with_head(codec: Codec, bias: float) -> Codec:
-    from dataclasses import replace
+    from foley.models.codec import with_harmonic_gain
 
-    out = Codec(replace(codec.cfg, harmonic_gain=True)).eval()
-    missing, unexpected = out.load_state_dict(codec.state_dict(), strict=False)
-    assert not unexpected and all(k.startswith("harmonic_gain.") for k in missing)
+    out = with_harmonic_gain(codec)
+    assert out is not codec and not out.training
     with torch.no_grad():
         out.harmonic_gain[2].bias.fill_(bias)  # the zero-init weight: the same gain exp(bias) in every band
     return out

@@ -233,13 +233,11 @@ def test_offline_chunks_need_the_held_pitch_handed_on(monkeypatch):
 
 def test_offline_chunks_with_a_harmonic_gain_head_equal_the_whole_clip():
     """The head scales each decoded chunk's harmonic fractions from that chunk's own latents, as whole decoding does."""
-    from dataclasses import replace
-
     from foley.models import codec_chunks
+    from foley.models.codec import with_harmonic_gain
 
     plain = load_codec(OFFLINE_CHECKPOINT)
-    codec = Codec(replace(plain.cfg, harmonic_gain=True)).eval()
-    codec.load_state_dict(plain.state_dict(), strict=False)
+    codec = with_harmonic_gain(plain)
     with torch.no_grad():
         torch.nn.init.normal_(codec.harmonic_gain[2].weight, std=0.5)  # gains that differ by frame and band
     x = _gated_tone(3 * 48000)

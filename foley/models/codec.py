@@ -421,6 +421,20 @@ def codec_hash(codec: Codec) -> str:
     return hashlib.sha256((checkpoint.state_hash(latent_side) + settings).encode()).hexdigest()
 
 
+def with_harmonic_gain(codec: Codec) -> Codec:
+    """`codec` with a harmonic-gain head (a fresh one, gain 1, unless it has one), in the same mode: the same
+    latents, and the generators made for `codec` listed as compatible (its weights' hash among the new one's
+    legacy hashes)."""
+    if codec.cfg.harmonic_gain:
+        return codec
+    out = Codec(replace(codec.cfg, harmonic_gain=True)).train(codec.training)
+    missing, unexpected = out.load_state_dict(codec.state_dict(), strict=False)
+    if unexpected or not all(k.startswith("harmonic_gain.") for k in missing):
+        raise CodecError(f"codec weights do not carry over to a head (missing {missing}, unexpected {unexpected})")
+    out.legacy_hashes = (*codec.legacy_hashes, checkpoint.state_hash(codec.state_dict()))
+    return out
+
+
 def latent_hashes(codec: Codec) -> tuple[str, ...]:
     """Every hash a generator made for this codec's latents may record: `codec_hash`; the hash of all its weights
     (what generators recorded before `codec_hash` left the decoder side out); and the hashes of all the weights of

@@ -299,8 +299,6 @@ class TonalSynthesis(StreamingModule):
         self.register_buffer("part_hi", torch.tensor(pe[1:]), persistent=False)
         self.register_buffer("part_to_harm", part_to_harm_band(pe), persistent=False)
         self.register_buffer("harmonic_numbers", torch.arange(1, MAX_HARMONICS + 1, dtype=torch.float32), persistent=False)
-        self.register_buffer("harmonic_numbers64", torch.arange(1, MAX_HARMONICS + 1, dtype=torch.float64),
-                             persistent=False)
 
     def _phases(self, freq: Tensor, key: str) -> Tensor:
         """(B, F, S) frequencies at window centres -> phase at each centre, continued from the last call."""
@@ -331,7 +329,7 @@ class TonalSynthesis(StreamingModule):
         lp = log_power.reshape(b, t * sub, k)
         env = torch.lerp(lp.gather(-1, lo), lp.gather(-1, lo + 1), pos_bin - lo)  # log power at each harmonic
         amp = torch.exp(0.5 * HARMONIC_SHARPEN * env.clamp(max=30.0)) * alive  # band scaling restores the energy
-        phase = (self._phases(f0[..., None], "f0") * self.harmonic_numbers64[:n_h]) % (2 * math.pi)
+        phase = (self._phases(f0[..., None], "f0") * hh.double()) % (2 * math.pi)
         # per frame (B, T, n) -> per synthesis window (B, T*sub, n)
         harm_w, share_w = (v.repeat_interleave(sub, 1) for v in (harm, share))
 

@@ -106,7 +106,7 @@ class Generator:
         info = io.probe(video)
         if duration is not None and (not np.isfinite(duration) or duration <= 0):
             raise GenerateError(f"--duration must be > 0 seconds, got {duration}")
-        s, fps = self.dit.cfg.frame_size, self.codec.cfg.fps
+        s, fps = self.dit.cfg.read_size, self.codec.cfg.fps
         limit = int(round((duration or info.duration) * fps))
         for k, f in enumerate(io.iter_frames(video, fps=fps, size=(s, s))):
             if k >= limit:

@@ -74,12 +74,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cache-dir", default="runs/dit")
     p.add_argument("--init-base", default="",
                    help="warm start base from this DiT checkpoint (e.g. 'base', the shipped one: train it further)")
+    p.add_argument("--init-obj", default="",
+                   help="skip base: fine-tune obj from this DiT checkpoint (e.g. 'obj', the shipped one)")
+    p.add_argument("--detail", type=int, default=1, help="frames at 32 x DETAIL through a second CNN (foley train dit)")
+    p.add_argument("--pan-weight", type=float, default=1.0, help="weight of the pan channels in the v-loss")
+    p.add_argument("--cache-size", type=int, default=0, help="frames cached at this size (0: the model's)")
     a = p.parse_args(argv)
     root = Path(a.out)
     lc = LoopConfig(steps=1, batch=a.batch, lr=a.lr_base, warmup=200, weight_decay=0.01, ema=0.999,
                     val_every=a.val_every, save_every=a.val_every, threads=torch.get_num_threads())
     init = str(checkpoint_path(a.init_base)) if a.init_base else ""
-    tc = DitTaskConfig(stage="base", clips=a.clips, cache_dir=a.cache_dir, init=init)
+    tc = DitTaskConfig(stage="base", clips=a.clips, cache_dir=a.cache_dir, init=init, detail=a.detail,
+                       pan_weight=a.pan_weight, cache_size=a.cache_size)
     dest = Path(a.ship) if a.ship else None
 
     def shipped(name: str, run: Path) -> Path:  # each stage ships as soon as it ends (a budget cut keeps base)
@@ -90,7 +96,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"shipped {dest / f'dit_{name}.pt'}", flush=True)
         return run
 
-    base = shipped("base", stage(lc, tc, root / "base", a.device, a.minutes_base, a.probe))
+    if a.init_obj:
+        base = checkpoint_path(a.init_obj)
+    else:
+        base = shipped("base", stage(lc, tc, root / "base", a.device, a.minutes_base, a.probe))
     shipped("obj", stage(replace(lc, lr=a.lr_obj), replace(tc, stage="obj", init=str(base)), root / "obj", a.device,
                          a.minutes_obj, a.probe))
 

@@ -140,3 +140,43 @@ def test_a_world_cache_built_by_several_processes_is_the_same_cache(tmp_path):
     alone = build_cache(world_clips(6, "val", 3, seconds=1.0).part(4, 5), codec, tmp_path / "alone.pt")
     assert alone.keys == [one.keys[4]] and torch.equal(alone.frames[0], one.frames[4])
     assert torch.allclose(alone.latents["objaware"][0].float(), one.latents["objaware"][4].float(), atol=2e-2)
+
+
+def test_a_detail_branch_grown_onto_a_model_starts_where_it_was_and_sees_finer_pictures():
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    small = DiT(TINY, 4)
+    for p in small.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    grown = DiT(replace(TINY, detail=2), 4)
+    missing, unexpected = grown.load_state_dict(small.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("video.fine") for k in missing)
+    assert grown.cfg.read_size == 64
+    gen = torch.Generator().manual_seed(1)
+    f32, _ = squares(2, 5, gen)
+    f64 = f32.repeat_interleave(2, -1).repeat_interleave(2, -2)  # the same picture, each pixel 2 x 2
+    x, t, c, no = torch.randn(2, 4, 5), torch.rand(2), torch.randn(2, 8), torch.zeros(2, dtype=torch.bool)
+    torch.testing.assert_close(grown(x, t, f64, c, no), small(x, t, f32, c, no))
+    # two checkerboards finer than 2 x 2 pixels average to the same picture: told apart once the branch has weights
+    one, other = f64.clone(), f64.clone()
+    for board, phase in ((one, 0), (other, 1)):
+        board[..., :32, :32] = 0
+        board[..., phase:32:2, 0:32:2] = 255
+        board[..., 1 - phase:32:2, 1:32:2] = 255
+    torch.testing.assert_close(grown(x, t, one, c, no), grown(x, t, other, c, no))
+    torch.nn.init.normal_(grown.video.fine_proj.weight, std=0.05)
+    assert not torch.allclose(grown(x, t, one, c, no), grown(x, t, other, c, no), atol=1e-4)
+    with pytest.raises(ValueError, match="64x64"):
+        grown(x, t, f32, c, no)
+
+
+def test_a_channel_weight_scales_only_its_channels_squared_error():
+    x0, t = torch.randn(3, 4, 6), torch.rand(3)
+    fn = lambda x, tt: torch.zeros_like(x)  # noqa: E731
+    plain = v_loss(fn, x0, t, torch.Generator().manual_seed(0))
+    assert v_loss(fn, x0, t, torch.Generator().manual_seed(0), torch.ones(4)) == plain
+    only = [v_loss(fn, x0, t, torch.Generator().manual_seed(0), torch.eye(4)[c]) for c in range(4)]
+    torch.testing.assert_close(sum(only), plain)  # the channels' shares add up to the whole
+    w = torch.tensor([1.0, 4.0, 1.0, 1.0])
+    torch.testing.assert_close(v_loss(fn, x0, t, torch.Generator().manual_seed(0), w), plain + 3 * only[1])

@@ -32,15 +32,23 @@ class DiTConfig:
     depth: int = 6
     heads: int = 4
     cond_dim: int = 256  # joint-embedding size
-    frame_size: int = 32  # video frames are read at frame_size x frame_size
+    frame_size: int = 32  # the frame encoder's picture: frame_size x frame_size
     video_mode: VideoMode = "add"
     causal_video: bool = False
+    detail: int = 1  # frames are read at frame_size x detail; a second CNN sees that finer picture (video.py)
 
     def __post_init__(self) -> None:
         if self.video_mode not in ("add", "concat", "cross"):
             raise ValueError(f"video_mode must be add, concat or cross, got {self.video_mode!r}")
         if self.width % self.heads or self.depth < 1:
             raise ValueError("width must be a multiple of heads, depth >= 1")
+        if self.detail < 1 or self.detail & (self.detail - 1):
+            raise ValueError(f"detail must be a power of two, got {self.detail}")
+
+    @property
+    def read_size(self) -> int:
+        """Frames are read at read_size x read_size pixels."""
+        return self.frame_size * self.detail
 
 
 PRESETS: Mapping[str, DiTConfig] = {
@@ -84,7 +92,7 @@ class DiT(nn.Module):
         super().__init__()
         self.cfg, self.channels = cfg, latent_channels
         w = cfg.width
-        self.video = FrameEncoder(w, cfg.frame_size, cfg.causal_video)
+        self.video = FrameEncoder(w, cfg.frame_size, cfg.causal_video, detail=cfg.detail)
         self.null_video = nn.Parameter(torch.zeros(w))
         self.x_in = nn.Linear(latent_channels + (w if cfg.video_mode == "concat" else 0), w)
         self.t_emb = TimestepEmbedder(w)

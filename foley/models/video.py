@@ -24,26 +24,48 @@ def frame_stack(frames: Tensor, causal: bool) -> Tensor:
 
 
 class FrameEncoder(nn.Module):
-    """(B, T, 3, S, S) uint8 frames -> (B, T, width): a strided CNN per frame on the frame and its differences."""
+    """(B, T, 3, S, S) uint8 frames -> (B, T, width): a strided CNN per frame on the frame and its differences.
 
-    def __init__(self, width: int, size: int = 32, causal: bool = False, channels: tuple[int, ...] = (32, 64, 96)) -> None:
+    `detail` > 1 reads frames at S = size x detail: the CNN above sees them area-averaged to size x size, and a
+    second, deeper CNN sees them whole. Its projection starts at zero, so a model grown from one without detail
+    (`load_state_dict(strict=False)`) starts as that model was and learns from the finer picture what it adds
+    (a drumstick or a bell's clapper is a pixel or two at 32 x 32)."""
+
+    def __init__(self, width: int, size: int = 32, causal: bool = False, channels: tuple[int, ...] = (32, 64, 96),
+                 detail: int = 1) -> None:
         super().__init__()
-        self.size, self.causal = size, causal
+        if detail < 1 or detail & (detail - 1):
+            raise ValueError(f"detail must be a power of two, got {detail}")
+        self.size, self.causal, self.detail = size * detail, causal, detail
         cin = 6 if causal else 9
-        layers: list[nn.Module] = []
-        for c in channels:
-            layers += [nn.Conv2d(cin, c, 3, stride=2, padding=1), nn.GroupNorm(8, c), nn.SiLU()]
-            cin = c
-        self.conv = nn.Sequential(*layers)
+        self.conv = strided_cnn(cin, channels)
         side = size // 2 ** len(channels)
-        self.proj = nn.Linear(cin * side * side, width)
+        self.proj = nn.Linear(channels[-1] * side * side, width)
+        if detail > 1:  # one more halving per doubling of the picture, narrower where the picture is larger
+            steps = detail.bit_length() - 1
+            self.fine = strided_cnn(cin, tuple(max(8, channels[0] >> (steps - i)) for i in range(steps)) + channels)
+            self.fine_proj = nn.Linear(channels[-1] * side * side, width)
+            nn.init.zeros_(self.fine_proj.weight)
+            nn.init.zeros_(self.fine_proj.bias)
 
     def forward(self, frames: Tensor) -> Tensor:
         b, t = frames.shape[:2]
         if frames.shape[-1] != self.size or frames.shape[-2] != self.size:
             raise ValueError(f"frames must be {self.size}x{self.size}, got {tuple(frames.shape[-2:])}")
         x = frame_stack(frames, self.causal).flatten(0, 1)  # (B*T, 6|9, S, S)
-        return self.proj(self.conv(x).flatten(1)).view(b, t, -1)  # (B, T, width)
+        if self.detail == 1:
+            return self.proj(self.conv(x).flatten(1)).view(b, t, -1)  # (B, T, width)
+        coarse = self.proj(self.conv(F.avg_pool2d(x, self.detail)).flatten(1))  # frame_stack is linear: pool after
+        return (coarse + self.fine_proj(self.fine(x).flatten(1))).view(b, t, -1)
+
+
+def strided_cnn(cin: int, channels: tuple[int, ...]) -> nn.Sequential:
+    """3x3 convolutions of stride 2, each followed by GroupNorm and SiLU: the side halves per entry of `channels`."""
+    layers: list[nn.Module] = []
+    for c in channels:
+        layers += [nn.Conv2d(cin, c, 3, stride=2, padding=1), nn.GroupNorm(8, c), nn.SiLU()]
+        cin = c
+    return nn.Sequential(*layers)
 
 
 class DinoAdapter(nn.Module):

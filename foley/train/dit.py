@@ -54,6 +54,9 @@ class DitTaskConfig:
     cache_dir: str = "runs/dit"
     seed: int = 0
     workers: int = 0  # processes that build a world cache (0: one per core); the cache is the same either way
+    detail: int = 1  # frames at frame_size x detail, the finer picture through a second CNN (foley.models.video)
+    pan_weight: float = 1.0  # weight of the latent's pan channels in the v-loss (the others weigh 1)
+    cache_size: int = 0  # frames cached at this size (0: the model's), area-averaged to the model's on loading
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -62,6 +65,8 @@ class DitTaskConfig:
             raise TrainError(f"stage must be base or obj, got {self.stage!r}")
         if self.clips < 2 or self.val_clips < 1 or not 0 <= self.p_text <= 1:
             raise TrainError("clips must be >= 2, val-clips >= 1, p-text in [0, 1]")
+        if self.detail < 1 or self.detail & (self.detail - 1) or not self.pan_weight > 0:
+            raise TrainError(f"detail must be a power of two and pan-weight > 0, got {self.detail}, {self.pan_weight}")
 
     @property
     def mix(self) -> str:
@@ -98,8 +103,11 @@ class DitTask(NoAux):
         from foley.models.clap import load_clap
         from foley.models.codec import load_codec
 
-        self.tc, self.cfg = tc, cfg or PRESETS[tc.preset]
+        self.tc, self.cfg = tc, cfg or replace(PRESETS[tc.preset], detail=tc.detail)
         self.codec = load_codec().eval()
+        cs, nb = self.codec.cfg.spectral_channels, self.codec.cfg.stereo_bands
+        self.weight = torch.ones(self.codec.cfg.channels)
+        self.weight[cs + nb:cs + 2 * nb] = tc.pan_weight  # the pan channels (Codec.measure: energy, pan, coherence)
         self.clap = load_clap(tc.clap or None)
         self.train_cache: Cache | None = None
         self.val_cache: Cache | None = None
@@ -115,8 +123,12 @@ class DitTask(NoAux):
         model = DiT(self.cfg, self.codec.cfg.channels).to(device)
         if self.tc.init:
             ckpt = checkpoint.load(self.tc.init, (FORMAT,), "DiT", "pass a dit.pt to fine-tune")
-            model.load_state_dict(ckpt["model"])
-            print(f"warm start from {self.tc.init}")
+            missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
+            grown = [k for k in missing if not k.startswith("video.fine")]  # detail added: its branch starts at zero
+            if grown or unexpected:
+                raise TrainError(f"{self.tc.init} does not fit this DiT (missing {grown[:3]}, unexpected "
+                                 f"{unexpected[:3]}); warm starts need the same preset")
+            print(f"warm start from {self.tc.init}" + (" (detail branch new)" if missing else ""))
         return model
 
     def prepare(self, device: torch.device, rank: int) -> None:
@@ -125,10 +137,13 @@ class DitTask(NoAux):
         self.device = device
         if self.train_cache is None:
             workers = self.tc.workers or os.cpu_count() or 1
-            self.train_cache = ensure_cache(self.codec, "train", self.tc.clips, self.tc.cache_dir, self.tc.videos,
-                                            self.tc.seed, workers=workers)
-            self.val_cache = ensure_cache(self.codec, "val", self.tc.val_clips, self.tc.cache_dir, self.tc.videos,
-                                          self.tc.seed, workers=workers)
+            size = self.tc.cache_size or self.cfg.read_size
+            if size < self.cfg.read_size or size % self.cfg.read_size:
+                raise TrainError(f"cache-size {size} must be a multiple of the model's {self.cfg.read_size} pixels")
+            self.train_cache, self.val_cache = (
+                resized(ensure_cache(self.codec, split, n, self.tc.cache_dir, self.tc.videos, self.tc.seed, size=size,
+                                     workers=workers), self.cfg.read_size)
+                for split, n in (("train", self.tc.clips), ("val", self.tc.val_clips)))
         self.scorer = Scorer(self.codec, self.val_cache)
         self.text, self.audio = embeddings(self.train_cache, self.clap)
         self.val_text, _ = embeddings(self.val_cache, self.clap)
@@ -151,7 +166,7 @@ class DitTask(NoAux):
     def loss(self, model: Any, raw: DiT, b: DitBatch, step: int) -> tuple[dict, None]:
         model.train()
         fn = lambda x, t: model(x, t, b.frames, b.cond, b.drop, b.cond_drop)  # noqa: E731
-        return {"total": v_loss(fn, b.x0, b.t, b.generator)}, None
+        return {"total": v_loss(fn, b.x0, b.t, b.generator, self.weight if self.tc.pan_weight != 1 else None)}, None
 
     @torch.no_grad()
     def validate(self, ema: DiT, step: int, out: Path) -> dict:
@@ -171,6 +186,16 @@ class DitTask(NoAux):
 
     def export(self, ema: DiT, path: Path, **meta: Any) -> None:
         save_dit(path, ema, codec_hash(self.codec), stage=self.tc.stage, **meta)
+
+
+def resized(cache: Cache, size: int) -> Cache:
+    """The cache with its frames area-averaged to size x size (a cache of larger frames serves smaller models)."""
+    from foley.models.video import resize_frames
+
+    if cache.frames.shape[-1] == size:
+        return cache
+    frames = torch.cat([resize_frames(cache.frames[a:a + 64], size) for a in range(0, len(cache), 64)])
+    return replace(cache, frames=frames)
 
 
 def ship(run_export: str | Path, path: str | Path) -> None:
@@ -204,13 +229,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clap", default="", help="joint embedding checkpoint (default: the shipped one)")
     p.add_argument("--cache-dir", default=DitTaskConfig.cache_dir, help="where latent caches are kept")
     p.add_argument("--workers", type=int, default=0, help="processes that build a world cache (0: one per core)")
+    p.add_argument("--detail", type=int, default=1,
+                   help="read frames at 32 x DETAIL pixels, the finer picture through a second CNN (1: none)")
+    p.add_argument("--pan-weight", type=float, default=1.0, help="weight of the latent's pan channels in the loss")
+    p.add_argument("--cache-size", type=int, default=0,
+                   help="use a cache of frames at this size (area-averaged to the model's; 0: the model's own)")
     add_loop_arguments(p, steps=4000, batch=16, lr=3e-4, val_every=500)
 
 
 def run_from_args(a: argparse.Namespace) -> Path:
     lc = loop_config(a, warmup=200, weight_decay=0.01, ema=0.999)
     tc = DitTaskConfig(preset=a.preset, stage=a.stage, clips=a.clips, val_clips=a.val_clips, videos=a.videos, init=a.init,
-                       clap=a.clap, cache_dir=a.cache_dir, seed=a.seed, workers=a.workers)
+                       clap=a.clap, cache_dir=a.cache_dir, seed=a.seed, workers=a.workers, detail=a.detail,
+                       pan_weight=a.pan_weight, cache_size=a.cache_size)
     return run_dit(lc, tc, a.out, a.resume, a.device)
 
 

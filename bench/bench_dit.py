@@ -196,6 +196,12 @@ def main(argv: list[str] | None = None) -> None:
     keys = sorted(f.stem for f in clips.glob("*.json"))[: a.n]
     st = Settings(a.cfg, a.steps, a.sampler, 0, a.mirror)
     m = tag(a.mirror)
+    if a.models and a.dominant:  # the named models' rows, already generated under --out, beside the reference
+        rows = {"objaware (reference)": clips / "objaware",
+                **{item.split("=", 1)[0]: out / f"{item.split('=', 1)[0]}{m}" for item in a.models.split(",")}}
+        lines = dominant_table(rows, Path(a.world) if a.world else clips.parent / "world", keys)
+        report(lines + ["", f"{len(keys)} world test clips (4 s), mirror guidance {a.mirror:g}"], a.markdown)
+        return
     if a.models or a.sweep:
         model = load_clap()
         lines = (models_table(a.models, clips, keys, out, st, model) if a.models

@@ -180,3 +180,15 @@ def test_a_channel_weight_scales_only_its_channels_squared_error():
     torch.testing.assert_close(sum(only), plain)  # the channels' shares add up to the whole
     w = torch.tensor([1.0, 4.0, 1.0, 1.0])
     torch.testing.assert_close(v_loss(fn, x0, t, torch.Generator().manual_seed(0), w), plain + 3 * only[1])
+
+
+def test_a_cache_of_larger_frames_serves_a_smaller_model():
+    from foley.data.latents import Cache
+    from foley.train.dit import resized
+
+    small = torch.randint(0, 256, (3, 4, 3, 32, 32), dtype=torch.uint8)
+    big = small.repeat_interleave(2, -1).repeat_interleave(2, -2)
+    cache = Cache({"objaware": torch.zeros(3, 5, 4)}, big, torch.zeros(3, 2, 2), ["a", "b", "c"], [""] * 3,
+                  [[]] * 3, [[]] * 3, [[]] * 3, "h")
+    assert torch.equal(resized(cache, 32).frames, small)
+    assert resized(cache, 64) is cache and resized(cache, 32).keys == cache.keys

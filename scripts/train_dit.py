@@ -8,6 +8,13 @@ from the shipped base (the same clips, as the cache is seeded):
     python scripts/train_dit.py --out runs/dit-gpu --ship OUTDIR --clips 3000 --init-base base --lr-base 3e-4 \
         --minutes-base 2.75 --minutes-obj 2.25
 
+The detail branch (frames at 64 px through a second CNN that starts at zero), grown onto the shipped obj and
+fine-tuned on the objaware mix alone (1.4 minutes of it were tried, at 84 ms per step of 128 on an H200; the
+3000-clip cache at 64 px is 3.9 GB; docs/benchmarks.md):
+
+    python scripts/train_dit.py --ship OUTDIR --clips 3000 --init-obj obj --detail 2 --pan-weight 4 \
+        --minutes-obj 5
+
 On such a machine: `PYTHONPATH=$PWD python3 ...` with the image's own torch. Training and
 bench/bench_dit_speed.py need neither PyAV nor soundfile (frames saved as .npy). The 3000-clip cache takes
 about 2 minutes with 16 processes; plan the minutes so the whole call ends inside its limit (a stage cut short

@@ -192,3 +192,31 @@ def test_a_cache_of_larger_frames_serves_a_smaller_model():
                   [[]] * 3, [[]] * 3, [[]] * 3, "h")
     assert torch.equal(resized(cache, 32).frames, small)
     assert resized(cache, 64) is cache and resized(cache, 32).keys == cache.keys
+
+
+def test_the_pan_weight_falls_on_the_latent_channels_that_carry_pan():
+    from foley.train.dit import DitTask, DitTaskConfig
+
+    task = DitTask(DitTaskConfig(pan_weight=4.0))
+    noise = torch.randn(48000, generator=torch.Generator().manual_seed(0))
+    left, right = torch.stack([noise, 0.2 * noise])[None], torch.stack([0.2 * noise, noise])[None]
+    with torch.no_grad():
+        moved = (task.codec.encode(left) - task.codec.encode(right)).abs().mean(-1)[0]  # (C,) per channel
+    weighted = set(torch.nonzero(task.weight == 4.0).flatten().tolist())
+    assert len(weighted) == task.codec.cfg.stereo_bands and set(task.weight.unique().tolist()) == {1.0, 4.0}
+    assert set(moved.topk(len(weighted)).indices.tolist()) == weighted  # mirroring the image moves exactly these
+
+
+def test_a_warm_start_may_grow_a_detail_branch_and_refuses_another_preset(tmp_path):
+    from foley.train.dit import DitTask, DitTaskConfig, TrainError
+
+    task = DitTask(DitTaskConfig())
+    plain = DiT(task.cfg, task.codec.cfg.channels)
+    save_dit(tmp_path / "plain.pt", plain, codec_hash="0" * 64)
+    grown = DitTask(DitTaskConfig(detail=2, init=str(tmp_path / "plain.pt"))).build(torch.device("cpu"))
+    assert grown.cfg.read_size == 64 and not grown.video.fine_proj.weight.any()
+    kept = grown.state_dict()
+    assert all(torch.equal(kept[k], v) for k, v in plain.state_dict().items())  # every weight it had, as it was
+    save_dit(tmp_path / "other.pt", DiT(TINY, task.codec.cfg.channels), codec_hash="0" * 64)
+    with pytest.raises(TrainError, match="does not fit"):
+        DitTask(DitTaskConfig(init=str(tmp_path / "other.pt"))).build(torch.device("cpu"))

@@ -123,7 +123,10 @@ class DitTask(NoAux):
         model = DiT(self.cfg, self.codec.cfg.channels).to(device)
         if self.tc.init:
             ckpt = checkpoint.load(self.tc.init, (FORMAT,), "DiT", "pass a dit.pt to fine-tune")
-            missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
+            try:
+                missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
+            except RuntimeError:  # a tensor of another size
+                missing, unexpected = [], ["(tensors of other sizes)"]
             grown = [k for k in missing if not k.startswith("video.fine")]  # detail added: its branch starts at zero
             if grown or unexpected:
                 raise TrainError(f"{self.tc.init} does not fit this DiT (missing {grown[:3]}, unexpected "

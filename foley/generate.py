@@ -3,7 +3,7 @@
     audio = foley.generate("clip.mp4", prompt="a dog barking")     # (2, N) float32 at 48 kHz
     Generator("obj").write("clip.mp4", "clip_foley.mp4", steps=25)
 
-Frames are read at the codec's frame rate (one per latent frame) at the DiT's frame size; a clip longer than
+Frames are read at the codec's frame rate (one per latent frame) at the DiT's `read_size`; a clip longer than
 the training window is generated in overlapping windows whose decoded audio is crossfaded. The sampler runs
 `steps` steps with classifier-free guidance `cfg_strength` (the paper's 6 and 100 by default) and, ours, mirror
 guidance `mirror` (3 by default, 0 for the paper's sampling; `foley.diffusion.guidance`); the same seed gives the

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="warm start base from this DiT checkpoint (e.g. 'base', the shipped one: train it further)")
     p.add_argument("--init-obj", default="",
                    help="skip base: fine-tune obj from this DiT checkpoint (e.g. 'obj', the shipped one)")
-    p.add_argument("--detail", type=int, default=1, help="frames at 32 x DETAIL through a second CNN (foley train dit)")
+    p.add_argument("--detail", type=int, default=1, help="frames at the frame size x DETAIL through a second CNN (foley train dit)")
     p.add_argument("--pan-weight", type=float, default=1.0, help="weight of the pan channels in the v-loss")
     p.add_argument("--cache-size", type=int, default=0, help="frames cached at this size (0: the model's)")
     a = p.parse_args(argv)

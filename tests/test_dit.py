@@ -176,10 +176,10 @@ def test_a_channel_weight_scales_only_its_channels_squared_error():
     fn = lambda x, tt: torch.zeros_like(x)  # noqa: E731
     plain = v_loss(fn, x0, t, torch.Generator().manual_seed(0))
     assert v_loss(fn, x0, t, torch.Generator().manual_seed(0), torch.ones(4)) == plain
-    only = [v_loss(fn, x0, t, torch.Generator().manual_seed(0), torch.eye(4)[c]) for c in range(4)]
+    only = [v_loss(fn, x0, t, torch.Generator().manual_seed(0), torch.eye(4)[c]) / 4 for c in range(4)]
     torch.testing.assert_close(sum(only), plain)  # the channels' shares add up to the whole
-    w = torch.tensor([1.0, 4.0, 1.0, 1.0])
-    torch.testing.assert_close(v_loss(fn, x0, t, torch.Generator().manual_seed(0), w), plain + 3 * only[1])
+    w = torch.tensor([1.0, 4.0, 1.0, 1.0])  # normalised to mean 1: the loss keeps its scale
+    torch.testing.assert_close(v_loss(fn, x0, t, torch.Generator().manual_seed(0), w), (plain + 3 * only[1]) / 1.75)
 
 
 def test_a_cache_of_larger_frames_serves_a_smaller_model():
@@ -220,3 +220,17 @@ def test_a_warm_start_may_grow_a_detail_branch_and_refuses_another_preset(tmp_pa
     save_dit(tmp_path / "other.pt", DiT(TINY, task.codec.cfg.channels), codec_hash="0" * 64)
     with pytest.raises(TrainError, match="does not fit"):
         DitTask(DitTaskConfig(init=str(tmp_path / "other.pt"))).build(torch.device("cpu"))
+    save_dit(tmp_path / "grown.pt", grown, codec_hash="0" * 64)  # a branch can be grown, not dropped
+    with pytest.raises(TrainError, match="--detail"):
+        DitTask(DitTaskConfig(init=str(tmp_path / "grown.pt"))).build(torch.device("cpu"))
+    with pytest.raises(TrainError, match="detail is 1"):
+        DitTask(DitTaskConfig(detail=2), task.cfg)
+
+
+def test_cached_frames_are_true_box_averages_of_the_source():
+    from foley.data.latents import source_size
+
+    for size in (32, 48, 64, 128, 224):
+        side = source_size(size)
+        assert side >= 96 and side % size == 0 and side - size < 96
+    assert source_size(32) == 96  # the caches made before keep their frames

@@ -94,7 +94,7 @@ def world_clips(n: int, split: str, seed: int, seconds: float = 4.0, fps: int = 
     return WorldClips(n, split, seed, seconds, fps, size)
 
 
-def video_clips(source: str | os.PathLike, seconds: float, fps: int) -> Iterator[SourceClip]:
+def video_clips(source: str | os.PathLike, seconds: float, fps: int, size: int = 96) -> Iterator[SourceClip]:
     """The user's own videos with audio: a folder of videos, or a CSV with columns video[, caption].
 
     Each video gives the clips of `seconds` it holds (a shorter remainder is dropped); its audio is the
@@ -114,7 +114,7 @@ def video_clips(source: str | os.PathLike, seconds: float, fps: int) -> Iterator
     for path, caption in rows:
         if not io.probe(path).has_audio:
             raise FoleyError(f"{path}: no audio stream to learn from")
-        frames = np.stack(list(io.iter_frames(path, fps=fps, size=(96, 96))))
+        frames = np.stack(list(io.iter_frames(path, fps=fps, size=(size, size))))
         audio = io.read_audio(path, sr=48000, channels=2)
         n = int(round(seconds * 48000))
         for c in range(min(len(frames) // k, audio.shape[1] // n)):
@@ -215,6 +215,13 @@ def load_cache(path: str | os.PathLike, codec=None) -> Cache:  # noqa: ANN001
     return cache
 
 
+def source_size(size: int) -> int:
+    """The side clips are made or read at before the cache shrinks them to `size`: at least 96 pixels and a whole
+    multiple of `size`, so each cached pixel is a true box average (torch's "area" mode overlaps its windows at a
+    fractional ratio such as 96 -> 64, and the frames would then differ from a video read at `size` directly)."""
+    return size * -(-96 // size)
+
+
 def ensure_cache(codec, split: str, n: int, cache_dir: str | os.PathLike = "runs/dit", videos: str = "",  # noqa: ANN001
                  seed: int = 0, size: int = 32, workers: int = 1) -> Cache:
     """The cache of a split, built on first use: n world clips of (seed, split), or the user's `videos` (a folder
@@ -226,13 +233,13 @@ def ensure_cache(codec, split: str, n: int, cache_dir: str | os.PathLike = "runs
     if videos:
         path = folder / f"cache-videos-{Path(videos).stem}{tag}.pt"
         if not path.is_file():
-            build_cache(video_clips(videos, 4.0, codec.cfg.fps), codec, path, size=size)
+            build_cache(video_clips(videos, 4.0, codec.cfg.fps, source_size(size)), codec, path, size=size)
         cache = load_cache(path, codec)
         cut = max(1, len(cache) // 10)  # the last tenth validates
         return subset(cache, range(len(cache) - cut, len(cache)) if split == "val" else range(len(cache) - cut))
     path = folder / f"cache-{split}-{n}{tag}.pt"
     if not path.is_file():
-        build_cache(world_clips(n, split, seed, fps=codec.cfg.fps, size=max(96, size)), codec, path, size=size,
+        build_cache(world_clips(n, split, seed, fps=codec.cfg.fps, size=source_size(size)), codec, path, size=size,
                     total=n, workers=workers)
     return load_cache(path, codec)
 

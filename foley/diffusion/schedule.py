@@ -31,7 +31,8 @@ def x0_from_v(x_t: Tensor, v: Tensor, t: Tensor) -> Tensor:
 def v_loss(fn, x0: Tensor, t: Tensor, generator: torch.Generator | None = None,  # noqa: ANN001
            weight: Tensor | None = None) -> Tensor:
     """Mean squared v error of denoiser `fn(x_t, t)` at times t (B,), on clean latents x0 (B, C, T); `weight` (C,)
-    scales each channel's squared error (e.g. more on the channels that place a sound).
+    scales each channel's squared error (e.g. more on the channels that place a sound), normalised to mean 1 so the
+    loss keeps its scale (and a clipped gradient its step).
 
     The noise is drawn on the generator's own device (a CPU generator stays reproducible whatever device
     trains) and moved to x0's."""
@@ -39,4 +40,4 @@ def v_loss(fn, x0: Tensor, t: Tensor, generator: torch.Generator | None = None, 
     eps = torch.randn(x0.shape, generator=generator, device=where, dtype=x0.dtype).to(x0.device)
     a, s = alpha_sigma(t)
     err = (fn(a * x0 + s * eps, t) - v_target(x0, eps, t)).pow(2)
-    return (err if weight is None else err * weight[:, None].to(err)).mean()
+    return (err if weight is None else err * (weight / weight.mean())[:, None].to(err)).mean()

@@ -28,8 +28,8 @@ class FrameEncoder(nn.Module):
 
     `detail` > 1 reads frames at S = size x detail: the CNN above sees them area-averaged to size x size, and a
     second, deeper CNN sees them whole. Its projection starts at zero, so a model grown from one without detail
-    (`load_state_dict(strict=False)`) starts as that model was and learns from the finer picture what it adds
-    (a drumstick or a bell's clapper is a pixel or two at 32 x 32)."""
+    (`load_state_dict(strict=False)`) starts as that model was on pictures whose 2 x 2 means are its old ones, and
+    learns from the finer picture what it adds (a drumstick or a bell's clapper is a pixel or two at 32 x 32)."""
 
     def __init__(self, width: int, size: int = 32, causal: bool = False, channels: tuple[int, ...] = (32, 64, 96),
                  detail: int = 1) -> None:

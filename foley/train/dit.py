@@ -55,7 +55,7 @@ class DitTaskConfig:
     seed: int = 0
     workers: int = 0  # processes that build a world cache (0: one per core); the cache is the same either way
     detail: int = 1  # frames at frame_size x detail, the finer picture through a second CNN (foley.models.video)
-    pan_weight: float = 1.0  # weight of the latent's pan channels in the v-loss (the others weigh 1)
+    pan_weight: float = 1.0  # weight of the latent's pan channels in the v-loss against 1 (normalised to mean 1)
     cache_size: int = 0  # frames cached at this size (0: the model's), area-averaged to the model's on loading
 
     def __post_init__(self) -> None:
@@ -104,6 +104,8 @@ class DitTask(NoAux):
         from foley.models.codec import load_codec
 
         self.tc, self.cfg = tc, cfg or replace(PRESETS[tc.preset], detail=tc.detail)
+        if self.cfg.detail != tc.detail:
+            raise TrainError(f"the DiT's detail is {self.cfg.detail} but the run asks for {tc.detail}")
         self.codec = load_codec().eval()
         cs, nb = self.codec.cfg.spectral_channels, self.codec.cfg.stereo_bands
         self.weight = torch.ones(self.codec.cfg.channels)
@@ -130,7 +132,8 @@ class DitTask(NoAux):
             grown = [k for k in missing if not k.startswith("video.fine")]  # detail added: its branch starts at zero
             if grown or unexpected:
                 raise TrainError(f"{self.tc.init} does not fit this DiT (missing {grown[:3]}, unexpected "
-                                 f"{unexpected[:3]}); warm starts need the same preset")
+                                 f"{unexpected[:3]}); warm starts need the same preset, and --detail can grow a "
+                                 f"model's branch but not drop it")
             print(f"warm start from {self.tc.init}" + (" (detail branch new)" if missing else ""))
         return model
 
@@ -151,6 +154,7 @@ class DitTask(NoAux):
         self.text, self.audio = embeddings(self.train_cache, self.clap)
         self.val_text, _ = embeddings(self.val_cache, self.clap)
         # what every batch draws from, on the training device once (a GPU holds thousands of clips easily)
+        self.weight = self.weight.to(device)
         self.pool = {"x0": self.train_cache.latents[self.tc.mix].to(device), "frames": self.train_cache.frames.to(device),
                      "text": self.text.to(device), "audio": self.audio.to(device)}
 
@@ -233,7 +237,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default=DitTaskConfig.cache_dir, help="where latent caches are kept")
     p.add_argument("--workers", type=int, default=0, help="processes that build a world cache (0: one per core)")
     p.add_argument("--detail", type=int, default=1,
-                   help="read frames at 32 x DETAIL pixels, the finer picture through a second CNN (1: none)")
+                   help="read frames at the preset's frame size x DETAIL (32 x DETAIL for tiny), the finer picture "
+                        "through a second CNN (1: none)")
     p.add_argument("--pan-weight", type=float, default=1.0, help="weight of the latent's pan channels in the loss")
     p.add_argument("--cache-size", type=int, default=0,
                    help="use a cache of frames at this size (area-averaged to the model's; 0: the model's own)")

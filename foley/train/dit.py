@@ -229,7 +229,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stage", default="base", choices=("base", "obj"), help="base: dataset mix; obj: objaware mix")
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
     p.add_argument("--out", default="runs/dit-base", help="run folder: last.pt, dit.pt, log.csv")
-    p.add_argument("--init", default="", help="warm start from a DiT checkpoint (obj from base)")
+    p.add_argument("--init", default="", help="warm start from a DiT checkpoint (obj from base), or base | obj: "
+                                                "the shipped ones")
     p.add_argument("--videos", default="", help="train on a folder or CSV of your own videos with audio")
     p.add_argument("--clips", type=int, default=DitTaskConfig.clips, help="world train clips in the cache")
     p.add_argument("--val-clips", type=int, default=DitTaskConfig.val_clips, help="world val clips (validation)")
@@ -247,7 +248,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_from_args(a: argparse.Namespace) -> Path:
     lc = loop_config(a, warmup=200, weight_decay=0.01, ema=0.999)
-    tc = DitTaskConfig(preset=a.preset, stage=a.stage, clips=a.clips, val_clips=a.val_clips, videos=a.videos, init=a.init,
+    init = str(checkpoint.shipped(f"dit_{a.init}.pt")) if a.init in ("base", "obj") else a.init  # a shipped one
+    tc = DitTaskConfig(preset=a.preset, stage=a.stage, clips=a.clips, val_clips=a.val_clips, videos=a.videos, init=init,
                        clap=a.clap, cache_dir=a.cache_dir, seed=a.seed, workers=a.workers, detail=a.detail,
                        pan_weight=a.pan_weight, cache_size=a.cache_size)
     return run_dit(lc, tc, a.out, a.resume, a.device)

@@ -1,7 +1,8 @@
 """Experiment (not in the package): time guidance. Like mirror guidance, a fourth row per step predicts with the
 picture delayed by k frames, and v += s (v_c - v_delayed) sharpens what depends on the picture's timing.
 
-    python scripts/try_time_guidance.py N S K [CKPT]   # N test clips of bench_eval.py, strength S, delay K frames
+    python scripts/try_time_guidance.py N S K [CKPT [SEED]]   # N test clips of bench_eval.py, strength S, delay K
+                                                               # frames; SEED 0 is the bench's
 
 Generates into runs/tg/sS-kK[-ckpt]/ (kept: re-runs resume) and prints Table 2's row and the dominant-object BAS
 (docs/benchmarks.md, DiT section, eighth session). Run from the repository root.
@@ -51,10 +52,12 @@ def main():
     clips = Path("runs/bench_eval/clips")
     keys = sorted(f.stem for f in clips.glob("*.json"))[:n]
     model = sys.argv[4] if len(sys.argv) > 4 else "obj"
+    seed = int(sys.argv[5]) if len(sys.argv) > 5 else 0
     gen = TimeGuided(model)
     gen.strength, gen.k = s, k
-    out = Path(f"runs/tg/s{s:g}-k{k}" + ("" if model == "obj" else "-" + Path(model).stem))
-    B.generate_row(gen, clips, keys, out, Settings(6.0, 25, "ddim", 0, 3.0))
+    out = Path(f"runs/tg/s{s:g}-k{k}" + ("" if model == "obj" else "-" + Path(model).stem)
+               + (f"-seed{seed}" if seed else ""))
+    B.generate_row(gen, clips, keys, out, Settings(6.0, 25, "ddim", seed, 3.0))
     model = B.load_clap()
     print(B.row(out.name, B.score(out, clips, keys, model)), flush=True)
     for line in B.dominant_table({out.name: out}, clips.parent / "world", keys)[:3]:

@@ -3,6 +3,7 @@
     python bench/bench_dit.py                                # shipped dit_base.pt / dit_obj.pt, 100 test clips
     python bench/bench_dit.py --base runs/dit-base/dit.pt --obj runs/dit-obj/dit.pt --n 50 --steps 25
     python bench/bench_dit.py --models add=A.pt,concat=B.pt,cross=C.pt --n 30   # the video-mode ablation
+    python bench/bench_dit.py --models new=N.pt,obj=obj --seeds 0,1,2 [--dominant]  # compare over sampling seeds
     python bench/bench_dit.py --sweep --n 30       # obj at CFG 1/3/6/9 (25 steps) and 8/25/50/100 steps (CFG 6)
     python bench/bench_dit.py --dominant           # BAS where one object dominates, of the rows already generated
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -77,16 +79,35 @@ def tag(mirror: float) -> str:
     return "" if mirror == 0 else f"-mirror{mirror:g}"
 
 
-def models_table(spec: str, clips: Path, keys: list[str], out: Path, st: Settings, model) -> list[str]:  # noqa: ANN001
-    """Rows of the models NAME=CKPT,... (e.g. the video-mode ablation), each generated with the same settings."""
+def models_table(spec: str, clips: Path, keys: list[str], out: Path, st: Settings, model,  # noqa: ANN001
+                 seeds: tuple[int, ...] = (0,)) -> list[str]:
+    """Rows of the models NAME=CKPT,... (e.g. the video-mode ablation), each generated with the same settings; with
+    several seeds, a row per seed and their mean (the seed alone moves these figures by a few points)."""
     lines = ["| model | " + " | ".join(COLUMNS) + " | s per clip |", "|" + "---|" * (len(COLUMNS) + 2)]
-    for item in spec.split(","):
-        name, ckpt = item.split("=", 1)
-        folder = out / f"{name}{tag(st.mirror)}"
-        secs = generate_row(Generator(ckpt), clips, keys, folder, st)
-        lines.append(row(name, score(folder, clips, keys, model), extra=f" {secs:.1f} |"))
-        print(lines[-1], flush=True)
+    for name, ckpt in parse_models(spec):
+        gen, runs = Generator(ckpt), []
+        for seed in seeds:
+            folder = out / f"{name}{tag(st.mirror)}{seed_tag(seed)}"
+            secs = generate_row(gen, clips, keys, folder, replace(st, seed=seed))
+            runs.append(score(folder, clips, keys, model))
+            label = name if len(seeds) == 1 else f"{name}, seed {seed}"
+            lines.append(row(label, runs[-1], extra=f" {secs:.1f} |"))
+            print(lines[-1], flush=True)
+        if len(seeds) > 1:
+            mean = {k: None if any(r[k] is None for r in runs) else float(np.mean([r[k] for r in runs])) for k in COLUMNS}
+            lines.append(row(f"**{name}, mean of {len(seeds)} seeds**", mean, extra=" |"))
+            print(lines[-1], flush=True)
     return lines
+
+
+def parse_models(spec: str) -> list[tuple[str, str]]:
+    """NAME=CKPT,... -> [(name, ckpt)]."""
+    return [tuple(item.split("=", 1)) for item in spec.split(",")]  # type: ignore[misc]
+
+
+def seed_tag(seed: int) -> str:
+    """Folder suffix of outputs made with another seed than the bench's 0 (none for 0: the older outputs)."""
+    return "" if seed == 0 else f"-seed{seed}"
 
 
 SWEEP_COLUMNS = ("bas_all", "bas_single", "stereo_score", "fd", "kl", "clap", "sync_f1", "class_acc")
@@ -186,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--mirror", type=float, default=MIRROR, help=f"mirror guidance (default {MIRROR:g}; 0: the paper's)")
     p.add_argument("--speed", action="store_true", help="also time 8 s clips at 100, 25 and 8 steps")
     p.add_argument("--models", default="", help="NAME=CKPT,... : score these models instead (e.g. the ablation)")
+    p.add_argument("--seeds", default="0", help="with --models: sampling seeds, e.g. 0,1,2 (a row each, and their mean)")
     p.add_argument("--sweep", action="store_true", help="instead: --obj at several CFG scales and step counts")
     p.add_argument("--dominant", action="store_true",
                    help="instead: BAS where one object dominates, of the rows already generated under --out")
@@ -195,16 +217,18 @@ def main(argv: list[str] | None = None) -> None:
     clips, out = Path(a.clips), Path(a.out)
     keys = sorted(f.stem for f in clips.glob("*.json"))[: a.n]
     st = Settings(a.cfg, a.steps, a.sampler, 0, a.mirror)
+    seeds = tuple(int(x) for x in a.seeds.split(","))
     m = tag(a.mirror)
     if a.models and a.dominant:  # the named models' rows, already generated under --out, beside the reference
         rows = {"objaware (reference)": clips / "objaware",
-                **{item.split("=", 1)[0]: out / f"{item.split('=', 1)[0]}{m}" for item in a.models.split(",")}}
+                **{name if len(seeds) == 1 else f"{name}, seed {seed}": out / f"{name}{m}{seed_tag(seed)}"
+                   for name, _ in parse_models(a.models) for seed in seeds}}
         lines = dominant_table(rows, Path(a.world) if a.world else clips.parent / "world", keys)
         report(lines + ["", f"{len(keys)} world test clips (4 s), mirror guidance {a.mirror:g}"], a.markdown)
         return
     if a.models or a.sweep:
         model = load_clap()
-        lines = (models_table(a.models, clips, keys, out, st, model) if a.models
+        lines = (models_table(a.models, clips, keys, out, st, model, seeds) if a.models
                  else sweep_table(a.obj, clips, keys, out, a.sampler, model, a.mirror))
         lines += ["", f"{len(keys)} world test clips (4 s), scored against the objaware references"
                   + (f"; {a.sampler} {a.steps} steps, CFG {a.cfg}" if a.models else f"; {a.sampler}")

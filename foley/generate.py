@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from foley.errors import FoleyError
+from foley.models.dit import checkpoint_path  # noqa: F401  (base | obj -> the shipped file; also for scripts)
 
 SR = 48000
 WINDOW, OVERLAP = 100, 20  # latent frames (4 s and 0.8 s at 25 fps)
@@ -50,13 +51,6 @@ class Settings:
             raise GenerateError(f"--mirror-guidance must be a number >= 0, got {self.mirror}")
         if self.sampler not in SAMPLERS:
             raise GenerateError(f"unknown sampler {self.sampler!r}; choose one of {sorted(SAMPLERS)}")
-
-
-def checkpoint_path(model: str) -> Path:
-    """base | obj -> the shipped checkpoint; anything else is a path."""
-    from foley.checkpoint import shipped
-
-    return shipped(f"dit_{model}.pt") if model in ("base", "obj") else Path(model)
 
 
 class Generator:

@@ -36,8 +36,7 @@ from pathlib import Path
 
 import torch
 
-from foley.generate import checkpoint_path
-from foley.models.dit import FORMAT
+from foley.models.dit import FORMAT, checkpoint_path
 from foley.train.dit import DitTask, DitTaskConfig, run_dit, ship
 from foley.train.loop import LoopConfig, resume_configs, train
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Literal, Mapping
 
 import torch
@@ -152,6 +153,13 @@ def save_dit(path, model: DiT, codec_hash: str, half: bool = False, **meta: obje
 
     return checkpoint.save(path, FORMAT, model.config_dict(), checkpoint.half_state(model, half), codec_hash=codec_hash,
                            **meta)
+
+
+def checkpoint_path(model: str) -> Path:
+    """base | obj -> the shipped checkpoint; anything else is a path."""
+    from foley.checkpoint import shipped
+
+    return shipped(f"dit_{model}.pt") if model in ("base", "obj") else Path(model)
 
 
 def load_dit(path, codec=None, device: str | torch.device = "cpu") -> tuple[DiT, dict]:  # noqa: ANN001

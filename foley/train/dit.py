@@ -27,7 +27,7 @@ from foley.data.latents import Cache, ensure_cache
 from foley.train.validation import Scorer
 from foley.diffusion import SAMPLERS, cfg as guided, v_loss
 from foley.models.codec import codec_hash
-from foley.models.dit import FORMAT, PRESETS, DiT, DiTConfig, save_dit
+from foley.models.dit import FORMAT, PRESETS, DiT, DiTConfig, checkpoint_path, save_dit
 from foley.train.loop import LoopConfig, NoAux, TrainError, add_loop_arguments, loop_config, resume_configs, train, with_steps
 
 Stage = Literal["base", "obj"]
@@ -49,7 +49,7 @@ class DitTaskConfig:
     val_samples: int = 8
     val_steps: int = 25
     val_cfg: float = 3.0
-    init: str = ""  # warm start (obj from base)
+    init: str = ""  # warm start (obj from base): a dit.pt, or base | obj for the shipped ones
     clap: str = ""  # joint embedding checkpoint (default: the shipped one)
     cache_dir: str = "runs/dit"
     seed: int = 0
@@ -124,7 +124,7 @@ class DitTask(NoAux):
     def build(self, device: torch.device) -> DiT:
         model = DiT(self.cfg, self.codec.cfg.channels).to(device)
         if self.tc.init:
-            ckpt = checkpoint.load(self.tc.init, (FORMAT,), "DiT", "pass a dit.pt to fine-tune")
+            ckpt = checkpoint.load(checkpoint_path(self.tc.init), (FORMAT,), "DiT", "pass a dit.pt to fine-tune")
             try:
                 missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
             except RuntimeError:  # a tensor of another size
@@ -248,8 +248,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_from_args(a: argparse.Namespace) -> Path:
     lc = loop_config(a, warmup=200, weight_decay=0.01, ema=0.999)
-    init = str(checkpoint.shipped(f"dit_{a.init}.pt")) if a.init in ("base", "obj") else a.init  # a shipped one
-    tc = DitTaskConfig(preset=a.preset, stage=a.stage, clips=a.clips, val_clips=a.val_clips, videos=a.videos, init=init,
+    tc = DitTaskConfig(preset=a.preset, stage=a.stage, clips=a.clips, val_clips=a.val_clips, videos=a.videos, init=a.init,
                        clap=a.clap, cache_dir=a.cache_dir, seed=a.seed, workers=a.workers, detail=a.detail,
                        pan_weight=a.pan_weight, cache_size=a.cache_size)
     return run_dit(lc, tc, a.out, a.resume, a.device)

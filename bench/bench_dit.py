@@ -87,7 +87,7 @@ def models_table(spec: str, clips: Path, keys: list[str], out: Path, st: Setting
     for name, ckpt in parse_models(spec):
         gen, runs = Generator(ckpt), []
         for seed in seeds:
-            folder = out / f"{name}{tag(st.mirror)}{seed_tag(seed)}"
+            folder = model_folder(out, name, st.mirror, seed)
             secs = generate_row(gen, clips, keys, folder, replace(st, seed=seed))
             runs.append(score(folder, clips, keys, model))
             label = name if len(seeds) == 1 else f"{name}, seed {seed}"
@@ -105,9 +105,10 @@ def parse_models(spec: str) -> list[tuple[str, str]]:
     return [tuple(item.split("=", 1)) for item in spec.split(",")]  # type: ignore[misc]
 
 
-def seed_tag(seed: int) -> str:
-    """Folder suffix of outputs made with another seed than the bench's 0 (none for 0: the older outputs)."""
-    return "" if seed == 0 else f"-seed{seed}"
+def model_folder(out: Path, name: str, mirror: float, seed: int) -> Path:
+    """Where a --models row's clips go: NAME, the mirror tag, and -seedN for seeds other than the bench's 0 (none
+    for 0: the older outputs)."""
+    return out / f"{name}{tag(mirror)}{'' if seed == 0 else f'-seed{seed}'}"
 
 
 SWEEP_COLUMNS = ("bas_all", "bas_single", "stereo_score", "fd", "kl", "clap", "sync_f1", "class_acc")
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     m = tag(a.mirror)
     if a.models and a.dominant:  # the named models' rows, already generated under --out, beside the reference
         rows = {"objaware (reference)": clips / "objaware",
-                **{name if len(seeds) == 1 else f"{name}, seed {seed}": out / f"{name}{m}{seed_tag(seed)}"
+                **{name if len(seeds) == 1 else f"{name}, seed {seed}": model_folder(out, name, a.mirror, seed)
                    for name, _ in parse_models(a.models) for seed in seeds}}
         lines = dominant_table(rows, Path(a.world) if a.world else clips.parent / "world", keys)
         report(lines + ["", f"{len(keys)} world test clips (4 s), mirror guidance {a.mirror:g}"], a.markdown)

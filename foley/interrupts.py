@@ -10,7 +10,9 @@ training step, each world shard recorded. Used as a library (no CLI handler), no
 """
 from __future__ import annotations
 
+import contextlib
 import signal
+from typing import Iterator
 
 from foley.errors import Terminated
 
@@ -36,3 +38,18 @@ def clear() -> None:
 
 def _exception(signum: int) -> BaseException:
     return KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
+
+
+@contextlib.contextmanager
+def forking_workers() -> Iterator[None]:
+    """Fork worker processes inside this block: they are born ignoring Ctrl-C (the parent acts on it) and dying
+    quietly on SIGTERM (how a pool stops them), not with the CLI's handlers, which would print a `Terminated`
+    traceback from each worker and could leave the pool's shutdown waiting. Set before the fork, so no worker has
+    a moment with the inherited handlers; the parent's own are restored on leaving."""
+    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old_term = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)

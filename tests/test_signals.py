@@ -196,3 +196,29 @@ def test_training_stops_on_a_signal_a_finalizer_swallowed(tmp_path):
     assert not (tmp_path / "run" / "last.pt").exists()  # stopped before its first step
     run_codec(lc, tc, tmp_path / "run2", codec_cfg=small)  # and once cleared, the same run trains
     assert (tmp_path / "run2" / "last.pt").exists()
+
+
+_POOLS = """
+import multiprocessing as mp, signal, sys
+from foley import interrupts
+signal.signal(signal.SIGTERM, interrupts.handler)  # as the CLI sets it
+for _ in range(10):
+    with interrupts.forking_workers():
+        pool = mp.get_context("fork").Pool(2)
+    try:
+        assert list(pool.imap(abs, [1, -2, 3])) == [1, 2, 3]
+    finally:
+        pool.terminate()  # how a pool stops its workers: SIGTERM
+        pool.join()
+print(signal.getsignal(signal.SIGTERM) is interrupts.handler)
+"""
+
+
+def test_workers_forked_under_the_cli_handlers_stop_quietly():
+    """The latent cache's builders are forked from the CLI: with its handlers they printed a `Terminated` traceback
+    when the pool stopped them, and the pool could wait forever (seen here on 1 `foley train dit` in 4; 8 tracebacks
+    and a hang in 10 pools without `forking_workers`). The parent keeps its own handler."""
+    done = subprocess.run([sys.executable, "-c", _POOLS], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "Terminated" not in done.stderr
+    assert done.stdout.strip() == "True"

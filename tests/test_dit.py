@@ -135,6 +135,7 @@ def test_a_world_cache_built_by_several_processes_is_the_same_cache(tmp_path):
     for m in one.latents:
         assert torch.equal(one.latents[m], two.latents[m]) and one.latents[m].abs().sum() > 0
     assert torch.equal(one.frames, two.frames) and torch.equal(one.mel, two.mel)
+    assert np.array_equal(np.array(one.sounding_x), np.array(two.sounding_x), equal_nan=True)
     # the clips are the world's clips in index order: clip 4 alone is the cache's fifth (encoded alone: the same
     # latents up to float rounding, as a batch of one)
     alone = build_cache(world_clips(6, "val", 3, seconds=1.0).part(4, 5), codec, tmp_path / "alone.pt")
@@ -234,3 +235,97 @@ def test_cached_frames_are_true_box_averages_of_the_source():
         side = source_size(size)
         assert side >= 96 and side % size == 0 and side - size < 96
     assert source_size(32) == 96  # the caches made before keep their frames
+
+
+def test_the_cache_records_where_the_dominant_sound_comes_from():
+    """`sounding_x`: per frame, the x of the object whose sound dominates (as `dominant_bas` judges it), NaN where
+    none does; here from the world's renders, against the stems' own frame energies."""
+    from dataclasses import replace
+
+    from foley.data.latents import world_clips
+    from foley.metrics import frame_energies
+    from foley.world import PRESETS as WORLD, render, sample_scene, synthesize
+    from foley.world.audio import distance_scaled
+
+    clips = world_clips(12, "val", 3, seconds=2.0)
+    cfg = replace(WORLD["tiny"], seconds=2.0, fps=25, width=96, height=96)
+    judged = decided = 0
+    for i, clip in enumerate(clips):
+        scene = sample_scene(cfg, 3, "val", i)
+        r = render(scene)
+        snd = synthesize(scene, r)
+        k = len(clip.sounding_x)
+        e = np.stack([frame_energies(np.stack([distance_scaled(s, t, cfg.sr)] * 2), cfg.sr, 25, k)[0]
+                      for s, t in zip(snd.stems, r.tracks)] + [frame_energies(np.stack([snd.ambience] * 2), cfg.sr, 25, k)[0]])
+        loud = e[:-1].argmax(0)
+        margin = e[:-1].max(0) / (e.sum(0) - e[:-1].max(0) + 1e-30)
+        x = np.stack([t.x for t in r.tracks])[loud, np.arange(k)]
+        sure = np.abs(10 * np.log10(margin + 1e-30) - 10) > 0.5  # away from the 10 dB margin (frame pairs round)
+        has = ~np.isnan(clip.sounding_x)
+        assert np.array_equal(has[sure], (margin > 10)[sure])
+        assert np.allclose(clip.sounding_x[has & sure], x[has & sure])
+        judged, decided = judged + has.sum(), decided + k
+    assert 0.2 < judged / decided < 0.95  # some frames have one dominant object, some none
+
+
+def test_sounding_targets_are_the_metrics_position_bins():
+    from foley.metrics import position_bin
+    from foley.models.video import sounding_targets
+
+    x = np.array([-1.3, -0.4, -0.05, 0.0, 0.03, 0.06, 0.9, 1.4, np.nan], np.float32)
+    t = sounding_targets(torch.from_numpy(x)).numpy()
+    assert t[-1] == -1 and np.array_equal(t[:-1], position_bin(x[:-1]) + 1)
+
+
+def two_squares(b, t, gen):
+    """Two squares that stay put on either side, one of them hopping up and down (the one that sounds): frames
+    (B, T, 3, 32, 32) and the class of the hopping one's position bin (0 left, 2 right) per frame (B, T)."""
+    frames = torch.zeros(b, t, 3, 32, 32, dtype=torch.uint8)
+    side = torch.randint(0, 2, (b,), generator=gen)  # 0: the left square hops
+    for i in range(b):
+        for k in range(t):
+            for s, col in ((0, 2), (1, 22)):
+                row = 12 + (4 if s == side[i] and k % 2 else 0)
+                frames[i, k, :, row:row + 8, col:col + 8] = 255
+    return frames, (2 * side)[:, None].expand(b, t)
+
+
+def test_the_sounding_head_learns_which_of_two_objects_sounds():
+    """The DiT's frame encoder with its sounding head, trained on the head's loss alone, tells the hopping square from
+    the still one (whose bins differ only by which one moves), far above the one-bin baseline of 0.5."""
+    from foley.train.dit import sounding_loss
+
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    m = DiT(DiTConfig(width=32, depth=1, heads=2, cond_dim=8, frame_size=32, sounding=True), 2)
+    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
+    for _ in range(60):
+        frames, target = two_squares(8, 8, gen)
+        loss = sounding_loss(m.sounding_head(m.video(frames)), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    frames, target = two_squares(32, 8, gen)
+    with torch.no_grad():
+        acc = (m.sounding_head(m.video(frames)).argmax(-1) == target).float().mean()
+    assert acc > 0.9
+    masked = target.clone()
+    masked[:, ::2] = -1  # frames where none dominates do not count
+    assert torch.isclose(sounding_loss(torch.zeros(32, 8, 3), masked), torch.log(torch.tensor(3.0)))
+    assert sounding_loss(torch.zeros(2, 8, 3), torch.full((2, 8), -1)) == 0
+
+
+def test_a_sounding_run_needs_the_worlds_ground_truth(tmp_path):
+    from foley.train.dit import DitTask, DitTaskConfig, TrainError
+
+    with pytest.raises(TrainError, match="ground truth"):
+        DitTaskConfig(sounding_weight=1.0, videos=str(tmp_path))
+    task = DitTask(DitTaskConfig(sounding_weight=0.5))
+    assert task.cfg.sounding and "val_sounding_acc" in task.csv_fields
+    grown = DitTask(DitTaskConfig(sounding_weight=0.5, init="obj")).build(torch.device("cpu"))  # a head grown on obj
+    from foley.models.dit import checkpoint_path
+
+    shipped, _ = load_dit(checkpoint_path("obj"))
+    assert all(torch.equal(grown.state_dict()[k], v) for k, v in shipped.state_dict().items())
+    with pytest.raises(TrainError, match="sounding head"):
+        DitTask(DitTaskConfig(), task.cfg)

@@ -34,6 +34,7 @@ class SourceClip:
     classes: list[str] = field(default_factory=list)
     events: list[float] = field(default_factory=list)
     track_x: np.ndarray | None = None  # (O, K) ground-truth x per object
+    sounding_x: np.ndarray | None = None  # (K,) x of the object whose sound dominates each frame, NaN where none does
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Cache:
     events: list[list[float]]
     track_x: list[list[list[float]]]
     codec_hash: str
+    sounding_x: list[list[float]] = field(default_factory=list)  # per clip (K,), [] without ground truth (videos)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -86,7 +88,17 @@ class WorldClips:
             yield SourceClip(scene.key, r.frames, {m: sound.mixes[m] for m in ("objaware", "dataset")},
                              "; ".join(scene.captions), [o.cls for o in scene.objects],
                              sorted(float(t) for e in sound.events for t in e if 0 <= t < self.seconds),
-                             np.stack([t.x for t in r.tracks]))
+                             np.stack([t.x for t in r.tracks]), sounding_x(sound, r.tracks, cfg.sr))
+
+
+def sounding_x(sound, tracks, sr: int) -> np.ndarray:  # noqa: ANN001
+    """(K,) x of the object whose sound dominates each frame (by the margin `foley.world.checks.dominant_bas`
+    scores), NaN where none does: where a listener hears the sound come from, from the exact ground truth."""
+    from foley.world.checks import dominant_frames
+
+    dom = dominant_frames(sound.stems, sound.ambience, tracks, sr)  # (O, K)
+    x = np.stack([t.x for t in tracks])
+    return np.where(dom, x, 0.0).sum(0) + np.where(dom.any(0), 0.0, np.nan)
 
 
 def world_clips(n: int, split: str, seed: int, seconds: float = 4.0, fps: int = 25, size: int = 96) -> WorldClips:
@@ -134,8 +146,11 @@ def _encoded(clips: list[SourceClip], codec, mel, size: int) -> dict[str, list]:
         return {"latents": lat, "mel": mel(mono).half(), "frames": resize_frames(fr, size),
                 "keys": [c.key for c in clips], "captions": [c.caption for c in clips],
                 "classes": [c.classes for c in clips], "events": [c.events for c in clips],
-                "track_x": [[] if c.track_x is None else np.round(c.track_x, 4).tolist() for c in clips]}
+                "track_x": [[] if c.track_x is None else np.round(c.track_x, 4).tolist() for c in clips],
+                "sounding_x": [[] if c.sounding_x is None else np.round(c.sounding_x, 4).tolist() for c in clips]}
 
+
+LISTS = ("keys", "captions", "classes", "events", "track_x", "sounding_x")  # a cache's per-clip lists
 
 _WORKER: dict = {}  # what a cache-building process holds (set before the fork, inherited)
 
@@ -153,10 +168,18 @@ def _batches(clips: Iterable[SourceClip], codec, mel, size: int, batch: int,  # 
     if workers > 1 and isinstance(clips, WorldClips) and len(clips) > batch:
         import multiprocessing as mp
 
+        from foley.interrupts import forking_workers
+
         _WORKER.update(clips=clips, codec=codec, mel=mel, size=size)
         try:
-            with mp.get_context("fork").Pool(workers) as pool:
+            with forking_workers():
+                pool = mp.get_context("fork").Pool(workers)
+            try:
                 yield from pool.imap(_encoded_part, [(a, a + batch) for a in range(0, len(clips), batch)])
+                pool.close()  # done: the workers leave on their own
+            finally:
+                pool.terminate()  # stops them at once if they have not (an error, Ctrl-C); no-op after close + exit
+                pool.join()
         finally:
             _WORKER.clear()
         return
@@ -182,7 +205,7 @@ def build_cache(clips: Iterable[SourceClip], codec, path: str | os.PathLike, siz
     from foley.models.clap import ClapConfig, LogMel
 
     mel = LogMel(ClapConfig())
-    parts: dict[str, list] = {k: [] for k in ("frames", "mel", "keys", "captions", "classes", "events", "track_x")}
+    parts: dict[str, list] = {k: [] for k in ("frames", "mel", *LISTS)}
     lat: dict[str, list] = {}
     with tqdm(total=total if total is not None else getattr(clips, "n", None), desc="encode clips") as bar:
         for enc in _batches(clips, codec, mel, size, batch, workers):
@@ -190,7 +213,7 @@ def build_cache(clips: Iterable[SourceClip], codec, path: str | os.PathLike, siz
                 lat.setdefault(m, []).append(z)
             for k in ("frames", "mel"):
                 parts[k].append(enc[k])
-            for k in ("keys", "captions", "classes", "events", "track_x"):
+            for k in LISTS:
                 parts[k].extend(enc[k])
             bar.update(len(enc["keys"]))
     if not parts["keys"]:
@@ -198,7 +221,7 @@ def build_cache(clips: Iterable[SourceClip], codec, path: str | os.PathLike, siz
     t = min(z.shape[-1] for z in lat["objaware"])
     cache = Cache({m: torch.cat(v)[..., :t] for m, v in lat.items()}, torch.cat(parts["frames"])[:, :t],
                   torch.cat(parts["mel"]), parts["keys"], parts["captions"], parts["classes"], parts["events"],
-                  parts["track_x"], codec_hash(codec))
+                  parts["track_x"], codec_hash(codec), parts["sounding_x"])
     with atomic_output(path) as tmp:
         torch.save(asdict(cache), tmp)
     return cache
@@ -249,4 +272,5 @@ def subset(c: Cache, idx: range | list[int]) -> Cache:
     i = list(idx)
     pick = lambda xs: [xs[j] for j in i]  # noqa: E731
     return Cache({m: z[i] for m, z in c.latents.items()}, c.frames[i], c.mel[i], pick(c.keys), pick(c.captions),
-                 pick(c.classes), pick(c.events), pick(c.track_x), c.codec_hash)
+                 pick(c.classes), pick(c.events), pick(c.track_x), c.codec_hash,
+                 pick(c.sounding_x) if c.sounding_x else [])

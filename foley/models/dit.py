@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from foley.models.layers import Attention, GatedMLP, TimestepEmbedder, modulate
-from foley.models.video import FrameEncoder
+from foley.models.video import FrameEncoder, SoundingHead
 
 VideoMode = Literal["add", "concat", "cross"]
 
@@ -37,6 +37,7 @@ class DiTConfig:
     video_mode: VideoMode = "add"
     causal_video: bool = False
     detail: int = 1  # frames are read at frame_size x detail; a second CNN sees that finer picture (video.py)
+    sounding: bool = False  # a head on the frame features names where the sounding object is (training only)
 
     def __post_init__(self) -> None:
         if self.video_mode not in ("add", "concat", "cross"):
@@ -95,6 +96,8 @@ class DiT(nn.Module):
         w = cfg.width
         self.video = FrameEncoder(w, cfg.frame_size, cfg.causal_video, detail=cfg.detail)
         self.null_video = nn.Parameter(torch.zeros(w))
+        if cfg.sounding:
+            self.sounding_head = SoundingHead(w)
         self.x_in = nn.Linear(latent_channels + (w if cfg.video_mode == "concat" else 0), w)
         self.t_emb = TimestepEmbedder(w)
         self.cond = nn.Linear(cfg.cond_dim, w)

@@ -59,6 +59,31 @@ class FrameEncoder(nn.Module):
         return (coarse + self.fine_proj(self.fine(x).flatten(1))).view(b, t, -1)
 
 
+class SoundingHead(nn.Module):
+    """(B, T, width) frame features -> (B, T, 3) logits of where the object that dominates each frame's sound is:
+    left, centre, right (BAS's position bins). Two temporal convolutions (+-8 frames): which object sounds shows
+    in its motion around the moment. Trained beside the DiT on the world's exact ground truth (`foley train dit
+    --sounding-weight`), so the frame encoder learns which object sounds, not only where the objects are."""
+
+    BINS = 3
+
+    def __init__(self, width: int, hidden: int = 128, reach: int = 4) -> None:
+        super().__init__()
+        k = 2 * reach + 1
+        self.net = nn.Sequential(nn.Conv1d(width, hidden, k, padding=reach), nn.SiLU(),
+                                 nn.Conv1d(hidden, hidden, k, padding=reach), nn.SiLU(), nn.Conv1d(hidden, self.BINS, 1))
+
+    def forward(self, video: Tensor) -> Tensor:
+        return self.net(video.transpose(1, 2)).transpose(1, 2)
+
+
+def sounding_targets(x: Tensor, centre: float = 0.05) -> Tensor:
+    """(..., T) x of the dominant object per frame (NaN where none dominates) -> class 0 (left), 1 (centre),
+    2 (right), or -1 (none): `foley.metrics.position_bin` + 1, for `SoundingHead`'s cross-entropy."""
+    cls = torch.where(x.abs() <= centre, 1, torch.where(x > 0, 2, 0))
+    return torch.where(torch.isnan(x), -1, cls).long()
+
+
 def strided_cnn(cin: int, channels: tuple[int, ...]) -> nn.Sequential:
     """3x3 convolutions of stride 2, each followed by GroupNorm and SiLU: the side halves per entry of `channels`."""
     layers: list[nn.Module] = []

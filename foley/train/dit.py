@@ -57,6 +57,7 @@ class DitTaskConfig:
     detail: int = 1  # frames at frame_size x detail, the finer picture through a second CNN (foley.models.video)
     pan_weight: float = 1.0  # weight of the latent's pan channels in the v-loss against 1 (normalised to mean 1)
     cache_size: int = 0  # frames cached at this size (0: the model's), area-averaged to the model's on loading
+    sounding_weight: float = 0.0  # > 0: a head on the frame features learns where the sounding object is (world only)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -67,6 +68,8 @@ class DitTaskConfig:
             raise TrainError("clips must be >= 2, val-clips >= 1, p-text in [0, 1]")
         if self.detail < 1 or self.detail & (self.detail - 1) or not self.pan_weight > 0:
             raise TrainError(f"detail must be a power of two and pan-weight > 0, got {self.detail}, {self.pan_weight}")
+        if self.sounding_weight < 0 or (self.sounding_weight and self.videos):
+            raise TrainError("sounding-weight must be >= 0, and needs the world's ground truth (not --videos)")
 
     @property
     def mix(self) -> str:
@@ -91,6 +94,7 @@ class DitBatch:
     cond_drop: torch.Tensor  # (B,) bool
     t: torch.Tensor  # (B,)
     generator: torch.Generator
+    sounding: torch.Tensor | None = None  # (B, K) the sounding object's bin class per frame, -1 where none dominates
 
 
 class DitTask(NoAux):
@@ -98,14 +102,19 @@ class DitTask(NoAux):
 
     name, fmt = "dit", FORMAT
     csv_fields = ("total", "val_loss", "val_onset_f1", "val_pan_agree", "val_onset_f1_ref", "val_pan_agree_ref")
+    sounding_fields = ("v", "sounding", "val_sounding_acc", "val_sounding_base")
 
     def __init__(self, tc: DitTaskConfig, cfg: DiTConfig | None = None) -> None:
         from foley.models.clap import load_clap
         from foley.models.codec import load_codec
 
-        self.tc, self.cfg = tc, cfg or replace(PRESETS[tc.preset], detail=tc.detail)
+        self.tc, self.cfg = tc, cfg or replace(PRESETS[tc.preset], detail=tc.detail, sounding=tc.sounding_weight > 0)
         if self.cfg.detail != tc.detail:
             raise TrainError(f"the DiT's detail is {self.cfg.detail} but the run asks for {tc.detail}")
+        if self.cfg.sounding != (tc.sounding_weight > 0):
+            raise TrainError("a run with --sounding-weight needs a DiT with a sounding head, and one without none")
+        if self.cfg.sounding:
+            self.csv_fields = self.csv_fields + self.sounding_fields
         self.codec = load_codec().eval()
         cs, nb = self.codec.cfg.spectral_channels, self.codec.cfg.stereo_bands
         self.weight = torch.ones(self.codec.cfg.channels)
@@ -129,12 +138,15 @@ class DitTask(NoAux):
                 missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
             except RuntimeError:  # a tensor of another size
                 missing, unexpected = [], ["(tensors of other sizes)"]
-            grown = [k for k in missing if not k.startswith("video.fine")]  # detail added: its branch starts at zero
+            # detail added: its branch starts at zero; a sounding head is trained from scratch beside the DiT
+            grown = [k for k in missing if not k.startswith(("video.fine", "sounding_head."))]
             if grown or unexpected:
                 raise TrainError(f"{self.tc.init} does not fit this DiT (missing {grown[:3]}, unexpected "
                                  f"{unexpected[:3]}); warm starts need the same preset, and --detail can grow a "
                                  f"model's branch but not drop it")
-            print(f"warm start from {self.tc.init}" + (" (detail branch new)" if missing else ""))
+            new = [n for p, n in (("video.fine", "detail branch"), ("sounding_head.", "sounding head"))
+                   if any(k.startswith(p) for k in missing)]
+            print(f"warm start from {self.tc.init}" + (f" (new: {', '.join(new)})" if new else ""))
         return model
 
     def prepare(self, device: torch.device, rank: int) -> None:
@@ -150,6 +162,11 @@ class DitTask(NoAux):
                 resized(ensure_cache(self.codec, split, n, self.tc.cache_dir, self.tc.videos, self.tc.seed, size=size,
                                      workers=workers), self.cfg.read_size)
                 for split, n in (("train", self.tc.clips), ("val", self.tc.val_clips)))
+        if self.cfg.sounding and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+            raise TrainError("--sounding-weight trains in one process (its frame features are shared outside DDP)")
+        if self.cfg.sounding and not (self.train_cache.sounding_x and self.val_cache.sounding_x):
+            raise TrainError(f"the latent caches in {self.tc.cache_dir} have no sounding ground truth (made before it "
+                             f"was recorded): delete them to rebuild")
         self.scorer = Scorer(self.codec, self.val_cache)
         self.text, self.audio = embeddings(self.train_cache, self.clap)
         self.val_text, _ = embeddings(self.val_cache, self.clap)
@@ -157,6 +174,8 @@ class DitTask(NoAux):
         self.weight = self.weight.to(device)
         self.pool = {"x0": self.train_cache.latents[self.tc.mix].to(device), "frames": self.train_cache.frames.to(device),
                      "text": self.text.to(device), "audio": self.audio.to(device)}
+        if self.cfg.sounding:
+            self.pool["sounding"] = sounding_classes(self.train_cache).to(device)
 
     def batch(self, step: int, rank: int, n: int, device: torch.device) -> DitBatch:
         rng = np.random.default_rng([self.tc.seed, step, rank, 11])
@@ -168,12 +187,21 @@ class DitTask(NoAux):
         return DitBatch(p["x0"][idx].float(), p["frames"][idx], cond,
                         torch.from_numpy(rng.random(n) < self.tc.p_drop_all).to(device),
                         torch.from_numpy(rng.random(n) < self.tc.p_drop_cond).to(device),
-                        torch.from_numpy(rng.random(n)).float().to(device), gen)
+                        torch.from_numpy(rng.random(n)).float().to(device), gen,
+                        p["sounding"][idx] if "sounding" in p else None)
 
     def loss(self, model: Any, raw: DiT, b: DitBatch, step: int) -> tuple[dict, None]:
         model.train()
-        fn = lambda x, t: model(x, t, b.frames, b.cond, b.drop, b.cond_drop)  # noqa: E731
-        return {"total": v_loss(fn, b.x0, b.t, b.generator, self.weight if self.tc.pan_weight != 1 else None)}, None
+        weight = self.weight if self.tc.pan_weight != 1 else None
+        if not self.cfg.sounding:
+            fn = lambda x, t: model(x, t, b.frames, b.cond, b.drop, b.cond_drop)  # noqa: E731
+            return {"total": v_loss(fn, b.x0, b.t, b.generator, weight)}, None
+        # the frame features once, for the DiT and the sounding head (single-process: the encoder runs outside DDP)
+        video = raw.video(b.frames[:, :b.x0.shape[-1]])
+        fn = lambda x, t: model(x, t, None, b.cond, b.drop, b.cond_drop, video=video)  # noqa: E731
+        v = v_loss(fn, b.x0, b.t, b.generator, weight)
+        s = sounding_loss(raw.sounding_head(video), b.sounding[:, :video.shape[1]])
+        return {"total": v + self.tc.sounding_weight * s, "v": v.detach(), "sounding": s.detach()}, None
 
     @torch.no_grad()
     def validate(self, ema: DiT, step: int, out: Path) -> dict:
@@ -189,10 +217,33 @@ class DitTask(NoAux):
         fn = guided(lambda x, tt, drop: ema(x, tt, None, torch.cat([text] * (len(x) // n)), drop,
                                             video=torch.cat([video] * (len(x) // n))), self.tc.val_cfg)
         z = SAMPLERS["ddim"](fn, torch.randn(x0.shape, generator=gen).to(dev), self.tc.val_steps)
-        return {"val_loss": float(loss), **self.scorer(z.float().cpu(), x0.cpu())}
+        out = {"val_loss": float(loss), **self.scorer(z.float().cpu(), x0.cpu())}
+        if self.cfg.sounding:  # the head on every val clip, against always naming the commonest bin
+            target = sounding_classes(c).to(dev)
+            pred = torch.cat([ema.sounding_head(ema.video(c.frames[a:a + 32].to(dev))).argmax(-1)
+                              for a in range(0, len(c), 32)])[:, :target.shape[1]]
+            judged = target >= 0
+            out.update(val_sounding_acc=float((pred == target)[judged].float().mean()),
+                       val_sounding_base=float(torch.bincount(target[judged], minlength=3).max() / judged.sum()))
+        return out
 
     def export(self, ema: DiT, path: Path, **meta: Any) -> None:
         save_dit(path, ema, codec_hash(self.codec), stage=self.tc.stage, **meta)
+
+
+def sounding_classes(cache: Cache) -> torch.Tensor:
+    """(P, K) the sounding object's position bin per frame as a class (0 left, 1 centre, 2 right; -1 none)."""
+    from foley.models.video import sounding_targets
+
+    return sounding_targets(torch.tensor(cache.sounding_x, dtype=torch.float32))
+
+
+def sounding_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of (B, T, 3) logits over the frames where one object dominates (target >= 0); 0 if none."""
+    judged = target >= 0
+    if not judged.any():
+        return logits.sum() * 0.0
+    return torch.nn.functional.cross_entropy(logits[judged].float(), target[judged])
 
 
 def resized(cache: Cache, size: int) -> Cache:
@@ -241,6 +292,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="read frames at the preset's frame size x DETAIL (32 x DETAIL for tiny), the finer picture "
                         "through a second CNN (1: none)")
     p.add_argument("--pan-weight", type=float, default=1.0, help="weight of the latent's pan channels in the loss")
+    p.add_argument("--sounding-weight", type=float, default=0.0,
+                   help="> 0: a head on the frame features learns, from the world's ground truth, where the object "
+                        "whose sound dominates each frame is, with this weight beside the v-loss")
     p.add_argument("--cache-size", type=int, default=0,
                    help="use a cache of frames at this size (area-averaged to the model's; 0: the model's own)")
     add_loop_arguments(p, steps=4000, batch=16, lr=3e-4, val_every=500)
@@ -250,7 +304,7 @@ def run_from_args(a: argparse.Namespace) -> Path:
     lc = loop_config(a, warmup=200, weight_decay=0.01, ema=0.999)
     tc = DitTaskConfig(preset=a.preset, stage=a.stage, clips=a.clips, val_clips=a.val_clips, videos=a.videos, init=a.init,
                        clap=a.clap, cache_dir=a.cache_dir, seed=a.seed, workers=a.workers, detail=a.detail,
-                       pan_weight=a.pan_weight, cache_size=a.cache_size)
+                       pan_weight=a.pan_weight, cache_size=a.cache_size, sounding_weight=a.sounding_weight)
     return run_dit(lc, tc, a.out, a.resume, a.device)
 
 

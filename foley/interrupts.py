@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from typing import Iterator
+from typing import Callable, Iterator
 
 from foley.errors import Terminated
 
@@ -40,16 +40,31 @@ def _exception(signum: int) -> BaseException:
     return KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
 
 
+_QUIET = {signal.SIGINT, signal.SIGTERM}
+
+
+def quiet_worker() -> None:
+    """A forked worker's initializer (see `forking_workers`): Ctrl-C is the parent's to act on, SIGTERM (how a pool
+    stops its workers) ends it without a traceback; then the signals held back since the fork are let through."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _QUIET)
+
+
 @contextlib.contextmanager
-def forking_workers() -> Iterator[None]:
-    """Fork worker processes inside this block: they are born ignoring Ctrl-C (the parent acts on it) and dying
-    quietly on SIGTERM (how a pool stops them), not with the CLI's handlers, which would print a `Terminated`
-    traceback from each worker and could leave the pool's shutdown waiting. Set before the fork, so no worker has
-    a moment with the inherited handlers; the parent's own are restored on leaving."""
-    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    old_term = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+def forking_workers() -> Iterator[Callable[[], None]]:
+    """Create a process pool inside this block, with the initializer it yields:
+
+        with forking_workers() as init:
+            pool = mp.get_context("fork").Pool(n, initializer=init)
+
+    Forked workers inherit the CLI's handlers, which raise: each worker the pool stopped printed a `Terminated`
+    traceback, and the pool could wait forever. Here SIGINT and SIGTERM are held back (blocked, not lost) in this
+    thread while the pool forks, so a worker has no moment with those handlers: `quiet_worker` replaces them before
+    letting the signals through. The pool's own threads, started in here, keep the mask, so workers it forks later
+    are born the same way. On leaving, this thread lets through what arrived meanwhile, to the CLI's handlers."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _QUIET)
     try:
-        yield
+        yield quiet_worker
     finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

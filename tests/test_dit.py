@@ -311,7 +311,9 @@ def test_the_sounding_head_learns_which_of_two_objects_sounds():
     assert acc > 0.9
     masked = target.clone()
     masked[:, ::2] = -1  # frames where none dominates do not count
-    assert torch.isclose(sounding_loss(torch.zeros(32, 8, 3), masked), torch.log(torch.tensor(3.0)))
+    logits = torch.randn(32, 8, 3, generator=gen)
+    kept = torch.nn.functional.cross_entropy(logits[:, 1::2].flatten(0, 1), target[:, 1::2].flatten())
+    assert torch.isclose(sounding_loss(logits, masked), kept)
     assert sounding_loss(torch.zeros(2, 8, 3), torch.full((2, 8), -1)) == 0
 
 
@@ -329,3 +331,28 @@ def test_a_sounding_run_needs_the_worlds_ground_truth(tmp_path):
     assert all(torch.equal(grown.state_dict()[k], v) for k, v in shipped.state_dict().items())
     with pytest.raises(TrainError, match="sounding head"):
         DitTask(DitTaskConfig(), task.cfg)
+
+
+def test_a_sounding_run_adds_the_heads_loss_and_refuses_caches_without_the_truth(tmp_path):
+    import csv
+    from dataclasses import replace
+
+    from foley.data.latents import build_cache, subset, world_clips
+    from foley.train.dit import DitTask, DitTaskConfig, TrainError
+    from foley.train.loop import LoopConfig, train
+
+    task = DitTask(DitTaskConfig(sounding_weight=0.5, val_samples=2, val_steps=2))
+    cache = build_cache(world_clips(4, "val", 3, seconds=1.0), task.codec, tmp_path / "c.pt", batch=2)
+    assert [len(s) for s in cache.sounding_x] == [cache.latents["objaware"].shape[-1]] * 4  # one per latent frame
+    task.train_cache, task.val_cache = cache, subset(cache, [0, 1])
+    train(task, LoopConfig(steps=2, batch=2, log_every=1, val_every=2, save_every=2), tmp_path / "run")
+    with open(tmp_path / "run" / "log.csv", newline="") as f:
+        last = list(csv.DictReader(f))[-1]
+    v, s, total = (float(last[k]) for k in ("v", "sounding", "total"))
+    assert s > 0 and abs(total - (v + 0.5 * s)) < 1e-4
+    assert 0 <= float(last["val_sounding_acc"]) <= 1 and 1 / 3 <= float(last["val_sounding_base"]) <= 1
+    for old in (replace(cache, sounding_x=[]), replace(cache, sounding_x=[[] for _ in range(4)])):  # before / videos
+        again = DitTask(DitTaskConfig(sounding_weight=0.5))
+        again.train_cache = again.val_cache = old
+        with pytest.raises(TrainError, match="no sounding ground truth"):
+            again.prepare(torch.device("cpu"), 0)

@@ -202,15 +202,22 @@ _POOLS = """
 import multiprocessing as mp, signal, sys
 from foley import interrupts
 signal.signal(signal.SIGTERM, interrupts.handler)  # as the CLI sets it
-for _ in range(10):
-    with interrupts.forking_workers():
-        pool = mp.get_context("fork").Pool(2)
-    try:
-        assert list(pool.imap(abs, [1, -2, 3])) == [1, 2, 3]
-    finally:
-        pool.terminate()  # how a pool stops its workers: SIGTERM
-        pool.join()
-print(signal.getsignal(signal.SIGTERM) is interrupts.handler)
+def pools():
+    for _ in range(10):
+        with interrupts.forking_workers() as init:
+            pool = mp.get_context("fork").Pool(2, initializer=init)
+        try:
+            assert list(pool.imap(abs, [1, -2, 3])) == [1, 2, 3]
+            assert pool.apply(signal.getsignal, (signal.SIGINT,)) == signal.SIG_IGN  # Ctrl-C is the parent's
+        finally:
+            pool.terminate()  # how a pool stops its workers: SIGTERM
+            pool.join()
+pools()
+import threading  # the CLI may run off the main thread: pools made there work as well
+t = threading.Thread(target=pools)
+t.start()
+t.join()
+print(signal.getsignal(signal.SIGTERM) is interrupts.handler, signal.pthread_sigmask(signal.SIG_BLOCK, []) == set())
 """
 
 
@@ -221,4 +228,4 @@ def test_workers_forked_under_the_cli_handlers_stop_quietly():
     done = subprocess.run([sys.executable, "-c", _POOLS], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Traceback" not in done.stderr and "Terminated" not in done.stderr
-    assert done.stdout.strip() == "True"
+    assert done.stdout.strip() == "True True"  # its handler, and no signal left held back

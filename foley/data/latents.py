@@ -50,7 +50,8 @@ class Cache:
     events: list[list[float]]
     track_x: list[list[list[float]]]
     codec_hash: str
-    sounding_x: list[list[float]] = field(default_factory=list)  # per clip (K,), [] without ground truth (videos)
+    sounding_x: list[list[float]] = field(default_factory=list)  # per clip (T,); a clip's [] without ground truth
+    # (the user's videos), and no list at all in caches made before it was recorded
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -172,8 +173,8 @@ def _batches(clips: Iterable[SourceClip], codec, mel, size: int, batch: int,  # 
 
         _WORKER.update(clips=clips, codec=codec, mel=mel, size=size)
         try:
-            with forking_workers():
-                pool = mp.get_context("fork").Pool(workers)
+            with forking_workers() as init:
+                pool = mp.get_context("fork").Pool(workers, initializer=init)
             try:
                 yield from pool.imap(_encoded_part, [(a, a + batch) for a in range(0, len(clips), batch)])
                 pool.close()  # done: the workers leave on their own
@@ -221,7 +222,7 @@ def build_cache(clips: Iterable[SourceClip], codec, path: str | os.PathLike, siz
     t = min(z.shape[-1] for z in lat["objaware"])
     cache = Cache({m: torch.cat(v)[..., :t] for m, v in lat.items()}, torch.cat(parts["frames"])[:, :t],
                   torch.cat(parts["mel"]), parts["keys"], parts["captions"], parts["classes"], parts["events"],
-                  parts["track_x"], codec_hash(codec), parts["sounding_x"])
+                  parts["track_x"], codec_hash(codec), [s[:t] for s in parts["sounding_x"]])
     with atomic_output(path) as tmp:
         torch.save(asdict(cache), tmp)
     return cache

@@ -131,6 +131,8 @@ class DitTask(NoAux):
         return self.cfg
 
     def build(self, device: torch.device) -> DiT:
+        if self.cfg.sounding and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+            raise TrainError("--sounding-weight trains in one process (its frame features are shared outside DDP)")
         model = DiT(self.cfg, self.codec.cfg.channels).to(device)
         if self.tc.init:
             ckpt = checkpoint.load(checkpoint_path(self.tc.init), (FORMAT,), "DiT", "pass a dit.pt to fine-tune")
@@ -162,9 +164,8 @@ class DitTask(NoAux):
                 resized(ensure_cache(self.codec, split, n, self.tc.cache_dir, self.tc.videos, self.tc.seed, size=size,
                                      workers=workers), self.cfg.read_size)
                 for split, n in (("train", self.tc.clips), ("val", self.tc.val_clips)))
-        if self.cfg.sounding and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
-            raise TrainError("--sounding-weight trains in one process (its frame features are shared outside DDP)")
-        if self.cfg.sounding and not (self.train_cache.sounding_x and self.val_cache.sounding_x):
+        if self.cfg.sounding and not all(c.sounding_x and all(len(s) for s in c.sounding_x)
+                                         for c in (self.train_cache, self.val_cache)):
             raise TrainError(f"the latent caches in {self.tc.cache_dir} have no sounding ground truth (made before it "
                              f"was recorded): delete them to rebuild")
         self.scorer = Scorer(self.codec, self.val_cache)
@@ -221,7 +222,9 @@ class DitTask(NoAux):
         if self.cfg.sounding:  # the head on every val clip, against always naming the commonest bin
             target = sounding_classes(c).to(dev)
             pred = torch.cat([ema.sounding_head(ema.video(c.frames[a:a + 32].to(dev))).argmax(-1)
-                              for a in range(0, len(c), 32)])[:, :target.shape[1]]
+                              for a in range(0, len(c), 32)])
+            t = min(pred.shape[1], target.shape[1])
+            pred, target = pred[:, :t], target[:, :t]
             judged = target >= 0
             out.update(val_sounding_acc=float((pred == target)[judged].float().mean()),
                        val_sounding_base=float(torch.bincount(target[judged], minlength=3).max() / judged.sum()))

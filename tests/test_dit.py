@@ -331,6 +331,10 @@ def test_a_sounding_run_needs_the_worlds_ground_truth(tmp_path):
     assert all(torch.equal(grown.state_dict()[k], v) for k, v in shipped.state_dict().items())
     with pytest.raises(TrainError, match="sounding head"):
         DitTask(DitTaskConfig(), task.cfg)
+    save_dit(tmp_path / "snd.pt", grown, codec_hash="0" * 64)  # the head is for training: a plain run may leave it
+    plain = DitTask(DitTaskConfig(init=str(tmp_path / "snd.pt"))).build(torch.device("cpu"))
+    assert not hasattr(plain, "sounding_head")
+    assert all(torch.equal(v, grown.state_dict()[k]) for k, v in plain.state_dict().items())
 
 
 def test_a_sounding_run_adds_the_heads_loss_and_refuses_caches_without_the_truth(tmp_path):

@@ -142,6 +142,7 @@ class DitTask(NoAux):
                 missing, unexpected = [], ["(tensors of other sizes)"]
             # detail added: its branch starts at zero; a sounding head is trained from scratch beside the DiT
             grown = [k for k in missing if not k.startswith(("video.fine", "sounding_head."))]
+            unexpected = [k for k in unexpected if not k.startswith("sounding_head.")]  # training-only: may be left
             if grown or unexpected:
                 raise TrainError(f"{self.tc.init} does not fit this DiT (missing {grown[:3]}, unexpected "
                                  f"{unexpected[:3]}); warm starts need the same preset, and --detail can grow a "

@@ -21,12 +21,12 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from foley.metrics import position_bin
 from foley.models.dit import checkpoint_path, load_dit
 from foley.models.video import FrameEncoder, SoundingHead, resize_frames
+from foley.train.dit import sounding_loss
 from foley.world import PRESETS as WORLD, render, sample_scene, synthesize
 from foley.world.checks import dominant_frames
 
@@ -107,7 +107,7 @@ def train_probe(encoder: nn.Module, frozen: bool, train: dict, test: dict, steps
             pg["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
         with torch.set_grad_enabled(not frozen):
             v = encoder(frames[idx])
-        loss = F.cross_entropy(probe(v.detach() if frozen else v).flatten(0, 1), cls[idx].flatten(), ignore_index=-1)
+        loss = sounding_loss(probe(v.detach() if frozen else v), cls[idx])  # the training task's own loss
         opt.zero_grad()
         loss.backward()
         opt.step()

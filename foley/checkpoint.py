@@ -65,6 +65,15 @@ def load(path: str | Path, formats: tuple[str, ...], what: str, hint: str,
     return ckpt
 
 
+def load_model(path: str | Path, fmt: str, what: str, hint: str, build, weights: str = "model"):  # noqa: ANN001, ANN201
+    """(model, checkpoint): read and checked (`load`), built by `build(config dict)`, with the weights stored under
+    `weights` ("model", or a run checkpoint's "ema")."""
+    ckpt = load(path, (fmt,), what, hint)
+    model = build(ckpt["config"])
+    model.load_state_dict(ckpt[weights])
+    return model, ckpt
+
+
 def half_state(model: torch.nn.Module, half: bool, keep: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
     """A model's state, its floating tensors as float16 when `half` (how shipped generators stay small), but
     for the names in `keep` (e.g. normalisation statistics that need float32)."""

@@ -10,6 +10,7 @@ MODELS = {  # model -> (task module, help)
     "dit": ("foley.train.dit", "the StereoFoley DiT (base on the dataset mix, obj fine-tuned on objaware)"),
     "reactor": ("foley.train.reactor", "SoundReactor (online): diffusion pre-training, then --stage ect consistency tuning"),
     "clap": ("foley.train.clap", "the joint audio-text embedding, on world stems, ambiences and mixes with captions"),
+    "sounding": ("foley.train.sounding", "the sounding-object detector: where the object heard in each frame is"),
 }
 
 

@@ -263,7 +263,6 @@ def save_clap(path: str | Path, model: Clap, **meta: object) -> str:
 def load_clap(path: str | Path | None = None, device: str | torch.device = "cpu") -> Clap:
     """The embedding of a checkpoint (default: the shipped one), in eval mode."""
     path = path or checkpoint.shipped("clap_tiny.pt")
-    ckpt = checkpoint.load(path, (FORMAT,), "joint embedding", "train one with `foley train clap`")
-    model = Clap(ClapConfig.from_dict(ckpt["config"]))
-    model.load_state_dict(ckpt["model"])
+    model, _ = checkpoint.load_model(path, FORMAT, "joint embedding", "train one with `foley train clap`",
+                                     lambda c: Clap(ClapConfig.from_dict(c)))
     return model.to(device).eval()

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from foley import checkpoint
 from foley.files import atomic_output
 from foley.models.clap import FORMAT, Clap, ClapBatch, ClapConfig, LogMel, build_vocab, save_clap
-from foley.train.loop import LoopConfig, NoAux, TrainError, add_loop_arguments, loop_config, resume_configs, train, with_steps
+from foley.train.loop import (LoopConfig, NoAux, TrainError, add_loop_arguments, export_ema, loop_config, resume_configs,
+                              train, with_steps)
 
 AMBIENCE = "ambience"
 KINDS = ("stem", "ambience", "mix")
@@ -262,11 +262,7 @@ def run_clap(lc: LoopConfig, tc: ClapTaskConfig, out: str | Path, resume: bool =
 
 def export_run(run_checkpoint: str | Path, path: str | Path) -> Clap:
     """The EMA model of a run checkpoint (e.g. out/last.pt of a stopped run) as a small shippable file."""
-    ckpt = checkpoint.load(run_checkpoint, (FORMAT,), "clap run", "pass a run's last.pt")
-    model = Clap(ClapConfig.from_dict(ckpt["config"]))
-    model.load_state_dict(ckpt["ema"])
-    save_clap(path, model.eval(), **{k: ckpt[k] for k in ("step", "loop_config", "task_config") if k in ckpt})
-    return model
+    return export_ema(run_checkpoint, path, FORMAT, "clap", lambda c: Clap(ClapConfig.from_dict(c)), save_clap)
 
 
 # ---------------------------------------------------------------------- command line

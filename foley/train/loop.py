@@ -268,6 +268,14 @@ def train(task: Task, lc: LoopConfig, out: str | Path, resume: bool = False, dev
     return final
 
 
+def export_ema(run_checkpoint: str | Path, path: str | Path, fmt: str, what: str, build, save_model):  # noqa: ANN001, ANN201
+    """The EMA model of a run checkpoint (e.g. out/last.pt of a stopped run), built by `build(config dict)`, written
+    by `save_model(path, model, **meta)` as a small shippable file; returns the model."""
+    model, ckpt = checkpoint.load_model(run_checkpoint, fmt, f"{what} run", "pass a run's last.pt", build, "ema")
+    save_model(path, model.eval(), **{k: ckpt[k] for k in ("step", "loop_config", "task_config") if k in ckpt})
+    return model
+
+
 def add_loop_arguments(p, steps: int, batch: int, lr: float | None, val_every: int, threads: int = 2,  # noqa: ANN001
                        save_every: int = 50, lr_help: str | None = None) -> None:
     """The options every `foley train <model>` has (a LoopConfig's, plus --device and --resume)."""

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from foley import io  # noqa: E402
 from foley.evaluate import evaluate, find_pairs, read_truth  # noqa: E402
-from foley.generate import MIRROR, Generator, Settings  # noqa: E402
+from foley.generate import MIRROR, Generator, Settings, checkpoint_path, default_steer  # noqa: E402
 from foley.models.clap import load_clap  # noqa: E402
 
 from bench_dit_speed import peak_memory, speed  # noqa: E402
@@ -74,9 +74,20 @@ def row(name: str, s: dict, columns: tuple[str, ...] = COLUMNS, extra: str = "")
     return f"| {name} | " + " | ".join("—" if s[k] is None else f"{s[k]:.3f}" for k in columns) + f" |{extra}"
 
 
-def tag(mirror: float) -> str:
-    """Folder suffix of outputs made with mirror guidance (none for the paper's sampling: the older outputs)."""
-    return "" if mirror == 0 else f"-mirror{mirror:g}"
+def tag(mirror: float, steer: float = 0.0) -> str:
+    """Folder suffix of outputs made with mirror guidance (none for the paper's sampling: the older outputs) and
+    steering towards the object heard (none without)."""
+    return ("" if mirror == 0 else f"-mirror{mirror:g}") + ("" if steer == 0 else f"-steer{steer:g}")
+
+
+def steer_share(ckpt: str, steer: float | None) -> float:
+    """The steering a model's clips get: `steer` if given, else the model's default (foley.generate.default_steer)."""
+    if steer is not None:
+        return steer
+    from foley.checkpoint import load
+    from foley.models.dit import FORMAT
+
+    return default_steer(load(checkpoint_path(ckpt), (FORMAT,), "DiT", "a dit.pt or base|obj"))
 
 
 def models_table(spec: str, clips: Path, keys: list[str], out: Path, st: Settings, model,  # noqa: ANN001
@@ -87,7 +98,7 @@ def models_table(spec: str, clips: Path, keys: list[str], out: Path, st: Setting
     for name, ckpt in parse_models(spec):
         gen, runs = Generator(ckpt), []
         for seed in seeds:
-            folder = model_folder(out, name, st.mirror, seed)
+            folder = model_folder(out, name, st.mirror, seed, steer_share(ckpt, st.steer))
             secs = generate_row(gen, clips, keys, folder, replace(st, seed=seed))
             runs.append(score(folder, clips, keys, model))
             label = name if len(seeds) == 1 else f"{name}, seed {seed}"
@@ -105,10 +116,10 @@ def parse_models(spec: str) -> list[tuple[str, str]]:
     return [tuple(item.split("=", 1)) for item in spec.split(",")]  # type: ignore[misc]
 
 
-def model_folder(out: Path, name: str, mirror: float, seed: int) -> Path:
-    """Where a --models row's clips go: NAME, the mirror tag, and -seedN for seeds other than the bench's 0 (none
-    for 0: the older outputs)."""
-    return out / f"{name}{tag(mirror)}{'' if seed == 0 else f'-seed{seed}'}"
+def model_folder(out: Path, name: str, mirror: float, seed: int, steer: float = 0.0) -> Path:
+    """Where a --models row's clips go: NAME, the mirror and steering tags, and -seedN for seeds other than the
+    bench's 0 (none for 0: the older outputs)."""
+    return out / f"{name}{tag(mirror, steer)}{'' if seed == 0 else f'-seed{seed}'}"
 
 
 SWEEP_COLUMNS = ("bas_all", "bas_single", "stereo_score", "fd", "kl", "clap", "sync_f1", "class_acc")
@@ -121,7 +132,7 @@ def sweep_table(ckpt: str, clips: Path, keys: list[str], out: Path, sampler: str
     lines = ["| cfg | steps | " + " | ".join(SWEEP_COLUMNS) + " | s per 4 s clip |", "|" + "---|" * (len(SWEEP_COLUMNS) + 3)]
     for cfg, steps in [(1.0, 25), (3.0, 25), (6.0, 25), (9.0, 25), (6.0, 8), (6.0, 50), (6.0, 100)]:
         folder = out / f"cfg{cfg:g}-steps{steps}{tag(mirror)}"
-        secs = generate_row(gen, clips, keys, folder, Settings(cfg, steps, sampler, 0, mirror))
+        secs = generate_row(gen, clips, keys, folder, Settings(cfg, steps, sampler, 0, mirror, 0.0))
         lines.append(row(f"{cfg:g} | {steps}", score(folder, clips, keys, model), SWEEP_COLUMNS, f" {secs:.1f} |"))
         print(lines[-1], flush=True)
     return lines
@@ -206,6 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cfg", type=float, default=6.0)
     p.add_argument("--sampler", default="ddim")
     p.add_argument("--mirror", type=float, default=MIRROR, help=f"mirror guidance (default {MIRROR:g}; 0: the paper's)")
+    p.add_argument("--steer", type=float, default=None,
+                   help="steering towards the object heard, 0..1 (default: each model's own; --sweep: 0)")
     p.add_argument("--speed", action="store_true", help="also time 8 s clips at 100, 25 and 8 steps")
     p.add_argument("--models", default="", help="NAME=CKPT,... : score these models instead (e.g. the ablation)")
     p.add_argument("--seeds", default="0", help="with --models: sampling seeds, e.g. 0,1,2 (a row each, and their mean)")
@@ -217,13 +230,13 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     clips, out = Path(a.clips), Path(a.out)
     keys = sorted(f.stem for f in clips.glob("*.json"))[: a.n]
-    st = Settings(a.cfg, a.steps, a.sampler, 0, a.mirror)
+    st = Settings(a.cfg, a.steps, a.sampler, 0, a.mirror, a.steer)
     seeds = tuple(int(x) for x in a.seeds.split(","))
-    m = tag(a.mirror)
     if a.models and a.dominant:  # the named models' rows, already generated under --out, beside the reference
         rows = {"objaware (reference)": clips / "objaware",
-                **{name if len(seeds) == 1 else f"{name}, seed {seed}": model_folder(out, name, a.mirror, seed)
-                   for name, _ in parse_models(a.models) for seed in seeds}}
+                **{name if len(seeds) == 1 else f"{name}, seed {seed}":
+                   model_folder(out, name, a.mirror, seed, steer_share(ckpt, a.steer))
+                   for name, ckpt in parse_models(a.models) for seed in seeds}}
         lines = dominant_table(rows, Path(a.world) if a.world else clips.parent / "world", keys)
         report(lines + ["", f"{len(keys)} world test clips (4 s), mirror guidance {a.mirror:g}"], a.markdown)
         return
@@ -236,23 +249,25 @@ def main(argv: list[str] | None = None) -> None:
                   + f", mirror guidance {a.mirror:g}"]
         report(lines, a.markdown)
         return
+    sb, so = tag(a.mirror, steer_share(a.base, a.steer)), tag(a.mirror, steer_share(a.obj, a.steer))
     rows = {"objaware (reference)": clips / "objaware", "dataset (reference)": clips / "dataset",
-            "mono (reference)": clips / "mono", "base": out / f"base{m}", "obj": out / f"obj{m}",
-            "base -> mono -> spatialize": out / f"base_spatial{m}"}
+            "mono (reference)": clips / "mono", "base": out / f"base{sb}", "obj": out / f"obj{so}",
+            "base -> mono -> spatialize": out / f"base_spatial{sb}"}
     if a.dominant:
         lines = dominant_table(rows, Path(a.world) if a.world else clips.parent / "world", keys)
         report(lines + ["", f"{len(keys)} world test clips (4 s), mirror guidance {a.mirror:g}"], a.markdown)
         return
     gens = {"base": Generator(a.base), "obj": Generator(a.obj)}
-    secs = {"base": generate_row(gens["base"], clips, keys, out / f"base{m}", st),
-            "obj": generate_row(gens["obj"], clips, keys, out / f"obj{m}", st)}
-    spatialize_row(out / f"base{m}", clips, keys, out / f"base_spatial{m}")
+    secs = {"base": generate_row(gens["base"], clips, keys, rows["base"], st),
+            "obj": generate_row(gens["obj"], clips, keys, rows["obj"], st)}
+    spatialize_row(rows["base"], clips, keys, rows["base -> mono -> spatialize"])
     model = load_clap()
     lines = ["| row | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 1)]
     for name, folder in rows.items():
         lines.append(row(name, score(folder, clips, keys, model)))
         print(lines[-1], flush=True)
-    lines += ["", f"{len(keys)} world test clips (4 s), {a.sampler} {a.steps} steps, CFG {a.cfg}, mirror {a.mirror:g}; "
+    lines += ["", f"{len(keys)} world test clips (4 s), {a.sampler} {a.steps} steps, CFG {a.cfg}, mirror {a.mirror:g}, "
+              f"steering base {steer_share(a.base, a.steer):g} / obj {steer_share(a.obj, a.steer):g}; "
               f"generation {secs['obj']:.1f} s per 4 s clip (obj) on this machine"]
     if a.speed:
         lines += ["", "| steps | seconds per 8 s clip |", "|---|---|"]

@@ -7,7 +7,9 @@ Frames are read at the codec's frame rate (one per latent frame) at the DiT's `r
 the training window is generated in overlapping windows whose decoded audio is crossfaded. The sampler runs
 `steps` steps with classifier-free guidance `cfg_strength` (the paper's 6 and 100 by default) and, ours, mirror
 guidance `mirror` (3 by default, 0 for the paper's sampling; `foley.diffusion.guidance`); the same seed gives the
-same output.
+same output. Ours too: each decoded window is steered (`foley.steer`) towards where the sounding detector
+(`foley.models.sounding`) sees the object heard in each frame, a share `steer` of the way (1 by default for obj; 0
+leaves the DiT's placement as it is, and is the default for base).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ SR = 48000
 WINDOW, OVERLAP = 100, 20  # latent frames (4 s and 0.8 s at 25 fps)
 KNEE = 0.9  # output samples above this magnitude are bent smoothly towards full scale (`soft_limit`)
 MIRROR = 3.0  # default mirror guidance: placement, FD and CLAP up on the world test split (docs/benchmarks.md)
+STEER = 1.0  # default steering towards the object heard (docs/benchmarks.md)
 log = logging.getLogger(__name__)
 
 
@@ -41,6 +44,8 @@ class Settings:
     sampler: str = "ddim"
     seed: int = 0
     mirror: float = MIRROR  # mirror guidance (foley.diffusion.guidance); 0 samples as the paper does
+    steer: float | None = None  # share of the way to the sounding detector's x (foley.steer); 0: as generated;
+    # None: STEER, or 0 for a base-stage model (the paper's base: VGGSound-like stereo, not object-aware)
 
     def __post_init__(self) -> None:
         from foley.diffusion import SAMPLERS
@@ -49,6 +54,8 @@ class Settings:
             raise GenerateError("--num-steps must be >= 1 and --cfg-strength a number >= 0")
         if not (np.isfinite(self.mirror) and self.mirror >= 0):
             raise GenerateError(f"--mirror-guidance must be a number >= 0, got {self.mirror}")
+        if self.steer is not None and not (np.isfinite(self.steer) and 0 <= self.steer <= 1):
+            raise GenerateError(f"--steer must be a number in [0, 1], got {self.steer}")
         if self.sampler not in SAMPLERS:
             raise GenerateError(f"unknown sampler {self.sampler!r}; choose one of {sorted(SAMPLERS)}")
 
@@ -56,7 +63,7 @@ class Settings:
 class Generator:
     """A DiT with its codec and joint embedding, ready to generate."""
 
-    def __init__(self, model: str = "obj", device: str | torch.device = "cpu") -> None:
+    def __init__(self, model: str = "obj", device: str | torch.device = "cpu", sounding: str | None = None) -> None:
         from foley.models.clap import load_clap
         from foley.models.codec import load_codec
         from foley.models.dit import load_dit
@@ -67,6 +74,16 @@ class Generator:
         self.codec = load_codec().eval().to(self.device)  # the weights load on the CPU, then move (as in foley.stream)
         self.dit, ckpt = load_dit(checkpoint_path(model), self.codec, self.device)
         self.clap = load_clap(device=self.device)
+        self.sounding_path, self._detector = sounding, None
+        self.default_steer = default_steer(ckpt)
+
+    def detector(self):  # noqa: ANN201
+        """The sounding detector (`sounding` given at construction, else the shipped one), loaded when first asked."""
+        from foley.models.sounding import load_sounding
+
+        if self._detector is None:
+            self._detector = load_sounding(self.sounding_path, self.device)
+        return self._detector
 
     def condition(self, prompt: str | None = None, audio_prompt: str | os.PathLike | None = None) -> torch.Tensor | None:
         """(1, D) joint embedding of the text or audio prompt; None for neither."""
@@ -93,14 +110,16 @@ class Generator:
                 return self.clap.embed_audio(torch.from_numpy(audio[None]), SR)
         return None
 
-    def frames(self, video: str | os.PathLike, duration: float | None = None) -> Iterator[torch.Tensor]:
-        """(3, S, S) uint8 frames at the codec's fps, read lazily: the whole video or its first `duration` s."""
+    def frames(self, video: str | os.PathLike, duration: float | None = None, size: int | None = None
+               ) -> Iterator[torch.Tensor]:
+        """(3, S, S) uint8 frames at the codec's fps, read lazily: the whole video or its first `duration` s; S is
+        the DiT's `read_size` unless `size` is given."""
         from foley import io
 
         info = io.probe(video)
         if duration is not None and (not np.isfinite(duration) or duration <= 0):
             raise GenerateError(f"--duration must be > 0 seconds, got {duration}")
-        s, fps = self.dit.cfg.read_size, self.codec.cfg.fps
+        s, fps = size or self.dit.cfg.read_size, self.codec.cfg.fps
         limit = int(round((duration or info.duration) * fps))
         for k, f in enumerate(io.iter_frames(video, fps=fps, size=(s, s))):
             if k >= limit:
@@ -109,11 +128,14 @@ class Generator:
 
     @torch.no_grad()
     def latents(self, frames: torch.Tensor, cond: torch.Tensor | None, st: Settings, window: int) -> torch.Tensor:
-        """(1, C, n) latents for n <= window frames."""
+        """(1, C, n) latents for n <= window frames (of any size: shrunk to the DiT's `read_size` if larger)."""
         from foley.diffusion import SAMPLERS, mirror_cfg
+        from foley.models.video import resize_frames
 
-        n = frames.shape[0]
+        n, s = frames.shape[0], self.dit.cfg.read_size
         fr = frames[None].to(self.device)  # (1, n, 3, S, S)
+        if fr.shape[-1] != s:
+            fr = resize_frames(fr, s)
         cond_drop = torch.tensor([cond is None], device=self.device)
         c = cond if cond is not None else torch.zeros(1, self.dit.cfg.cond_dim, device=self.device)
 
@@ -140,10 +162,14 @@ class Generator:
         Windows of WINDOW frames start every WINDOW - OVERLAP frames; each window's audio fades out over its
         last OVERLAP frames while the next one fades in, and the overlap is normalised by the summed weights.
         """
+        from foley.steer import steer
+
         cond = self.condition(prompt, audio_prompt)
-        hop = self.codec.cfg.hop
+        hop, fps = self.codec.cfg.hop, self.codec.cfg.fps
         limiter = _Limiter()
-        it = self.frames(video, duration)
+        share = self.default_steer if settings.steer is None else settings.steer
+        det = self.detector() if share > 0 else None
+        it = self.frames(video, duration, None if det is None else max(self.dit.cfg.read_size, det.cfg.size))
         pending = next(it, None)
         if pending is None:
             raise GenerateError(f"{video}: no frames to generate for")
@@ -155,9 +181,15 @@ class Generator:
                 buf.append(pending)
                 pending = next(it, None)
             last, n = pending is None, len(buf)
-            z = self.latents(torch.stack(buf), cond, settings, i)
+            frames = torch.stack(buf)
+            z = self.latents(frames, cond, settings, i)
             ramp = _ramp(n, hop, fade_in=i > 0, fade_out=not last)
-            y = self.codec.decode(self.codec.cap_loudness(z))[0].cpu().numpy()[:, : n * hop] * ramp  # (2, n * hop)
+            y = self.codec.decode(self.codec.cap_loudness(z))[0].cpu().numpy()[:, : n * hop]  # (2, n * hop)
+            if det is not None:  # towards the object heard in each frame
+                loc = det.locate(frames[None])
+                y = steer(y, loc.x[0].numpy(), np.full(n, share), SR, fps)  # every frame: weighting by
+                # how likely one object dominates steered too little (docs/benchmarks.md)
+            y = y * ramp
             w = ramp.copy()
             if tail is not None:
                 f = tail[1].size
@@ -188,6 +220,12 @@ class Generator:
             io.write_audio(out, audio, SR)
         else:
             io.mux_audio(video, audio, SR, out)
+
+
+def default_steer(ckpt: dict) -> float:
+    """How far a DiT checkpoint's output is steered unless asked: STEER, or 0 for a base-stage model (the paper's
+    base makes VGGSound-like stereo, not object-aware)."""
+    return 0.0 if ckpt.get("stage") == "base" else STEER
 
 
 def soft_limit(y: np.ndarray, knee: float = KNEE) -> np.ndarray:
@@ -238,7 +276,8 @@ def _ramp(n: int, hop: int, fade_in: bool, fade_out: bool) -> np.ndarray:
 
 def generate(video: str | os.PathLike, prompt: str | None = None, audio_prompt: str | None = None,
              model: str = "obj", duration: float | None = None, cfg_strength: float = 6.0, num_steps: int = 100,
-             seed: int = 0, sampler: str = "ddim", mirror: float = MIRROR, device: str = "cpu") -> np.ndarray:
+             seed: int = 0, sampler: str = "ddim", mirror: float = MIRROR, steer: float | None = None,
+             device: str = "cpu") -> np.ndarray:
     """(2, N) float32 stereo audio at 48 kHz for a video, from the shipped obj model by default."""
     return Generator(model, device)(video, prompt, audio_prompt, duration,
-                            Settings(cfg_strength, num_steps, sampler, seed, mirror))
+                                    Settings(cfg_strength, num_steps, sampler, seed, mirror, steer))

@@ -154,7 +154,7 @@ def test_streamed_windows_equal_the_whole_clip_overlap_add(setup):
 
     d = setup
     gen = Generator(str(d / "tiny.pt"))
-    st = Settings(2.0, 2, "ddim", 5)
+    st = Settings(2.0, 2, "ddim", 5, steer=0.0)  # the DiT's own placement (steering: the test below)
     frames = torch.stack(list(gen.frames(d / "v.mp4")))  # (150, 3, S, S): two windows
     hop, k = gen.codec.cfg.hop, frames.shape[0]
     out, weight = np.zeros((2, k * hop)), np.zeros(k * hop)
@@ -167,6 +167,40 @@ def test_streamed_windows_equal_the_whole_clip_overlap_add(setup):
     blocks = list(gen.blocks(d / "v.mp4", settings=st))
     assert len(blocks) == 2 and blocks[0].shape[1] == (WINDOW - OVERLAP) * hop
     assert np.allclose(np.concatenate(blocks, axis=1), out / weight, atol=1e-5)
+
+
+def test_each_window_is_steered_to_where_the_detector_hears_the_object(setup, tmp_path):
+    """With steering, each frame's sound sits where the sounding detector places the object heard, or the share
+    asked of the way there from where the DiT put it; a detector reading larger frames than the DiT gets them (the
+    DiT's shrunk from them); a base-stage model is not steered unless asked."""
+    import torch
+
+    from foley.generate import WINDOW, Generator, Settings
+    from foley.metrics import audio_position
+    from foley.models.codec import codec_hash
+    from foley.models.dit import load_dit, save_dit
+    from foley.models.sounding import SoundingConfig, SoundingDetector, save_sounding
+
+    d = setup
+    torch.manual_seed(0)
+    for size in (32, 64):
+        save_sounding(tmp_path / f"d{size}.pt", SoundingDetector(SoundingConfig(size, (8, 16, 16), 16, 2)))
+    run = lambda share, size=32: Generator(str(d / "tiny.pt"), sounding=str(tmp_path / f"d{size}.pt"))(  # noqa: E731
+        d / "v.mp4", settings=Settings(2.0, 2, "ddim", 5, steer=share))
+    plain, full, half = run(0.0), run(1.0), run(0.5)
+    gen = Generator(str(d / "tiny.pt"), sounding=str(tmp_path / "d32.pt"))
+    frames = torch.stack(list(gen.frames(d / "v.mp4")))
+    k = WINDOW - 20  # the first window alone
+    x = gen.detector().locate(frames[None, :WINDOW]).x[0].numpy()[1:k - 1]
+    before, after, between = (audio_position(a, SR, 25).pan[1:k - 1] for a in (plain, full, half))
+    assert np.abs(before - x).mean() > 0.1  # there was somewhere to go
+    err = np.abs(after - x)  # a random detector jumps frame to frame: the 4 ms ramps show
+    assert np.median(err) < 0.02 and np.quantile(err, 0.9) < 0.06
+    assert np.median(np.abs(between - (before + x) / 2)) < 0.02
+    assert run(1.0, 64).shape == plain.shape
+    model, _ = load_dit(d / "tiny.pt")
+    save_dit(tmp_path / "base.pt", model, codec_hash(gen.codec), stage="base")
+    assert Generator(str(tmp_path / "base.pt")).default_steer == 0.0 and gen.default_steer > 0
 
 
 def test_soft_limit_keeps_the_body_and_rounds_off_peaks():
@@ -204,7 +238,7 @@ def test_generated_frames_louder_than_audio_can_be_are_capped(setup, monkeypatch
     from foley.models.codec import LOUDEST_RMS
 
     gen = Generator(str(setup / "tiny.pt"))
-    st = Settings(2.0, 2, "ddim", 5, mirror=0.0)
+    st = Settings(2.0, 2, "ddim", 5, mirror=0.0, steer=0.0)  # the loudness the DiT asks for, not moved by steering
     cs, nb = gen.codec.cfg.spectral_channels, gen.codec.cfg.stereo_bands
     real = gen.latents
 

@@ -130,3 +130,18 @@ def test_batches_mirror_frames_and_x_together():
         assert (float(b.x[0, 0]) < 0) == left  # the bar and the x stay on the same side
         seen.add(left)
     assert seen == {True, False}
+
+
+def test_a_camera_move_carries_the_object_and_its_x_together():
+    """A bright column at x = 0.5, zoomed 1.5x and shifted by -0.25: the picture's column and the new x agree."""
+    from foley.train.sounding import camera_move
+
+    frames = torch.zeros(3, 3, 32, 32, dtype=torch.uint8)
+    frames[..., 23:25] = 255  # pixel centres 23.5 -> x = 23.5 / 16 - 1 ~ 0.47
+    x = torch.full((3,), 23.5 / 16 - 1)
+    out, x2 = camera_move(frames, x, np.array([1.0, 1.5]), np.array([[0.0, 0.0], [-0.25, 0.0]]))
+    assert torch.equal(out[0], frames[0]) and math.isclose(float(x2[0]), float(x[0]), abs_tol=1e-6)
+    cols = out[-1, 0].float().mean(0)  # (32,) brightness per column
+    seen = float((cols * (torch.arange(32) + 0.5)).sum() / cols.sum()) / 16 - 1
+    assert math.isclose(float(x2[-1]), 1.5 * float(x[0]) - 0.25, abs_tol=1e-6)
+    assert abs(seen - float(x2[-1])) < 0.05

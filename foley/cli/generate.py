@@ -27,9 +27,9 @@ def _cmd_generate(a: argparse.Namespace) -> None:
 
     from foley.generate import MIRROR, Generator, Settings
 
-    st = Settings(a.cfg_strength, a.num_steps, a.sampler, a.seed, MIRROR if a.mirror is None else a.mirror)
+    st = Settings(a.cfg_strength, a.num_steps, a.sampler, a.seed, MIRROR if a.mirror is None else a.mirror, a.steer)
     src = Path(a.video)
-    gen = Generator(a.model, a.device)
+    gen = Generator(a.model, a.device, a.sounding)
     kw = dict(audio_prompt=a.audio_prompt, duration=a.duration, settings=st)
     if _is_batch(a):
         out = Path(a.output or "generated")
@@ -72,6 +72,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--mirror-guidance", dest="mirror", type=float, default=None,
                    help="push each sound away from the side it would take in the mirrored picture (default: "
                         "foley.generate.MIRROR, 3; 0: the paper's sampling, about a fifth faster)")
+    g.add_argument("--steer", type=float, default=None,
+                   help="move each frame's sound this share of the way (0..1) towards the object the sounding detector "
+                        "sees heard (default: foley.generate.STEER for obj, 0 for base; 0: the DiT's placement)")
+    g.add_argument("--sounding", help="a sounding detector checkpoint (default: the shipped one)")
     g.add_argument("--seed", type=int, default=0, help="the same seed gives the same audio")
     g.add_argument("--device", default="cpu", help="cpu (default) or cuda: where the DiT and the codec run")
-    g.set_defaults(func=_cmd_generate, reads=("video", "audio_prompt"), writes=("output",), paths=_paths)
+    g.set_defaults(func=_cmd_generate, reads=("video", "audio_prompt", "sounding"), writes=("output",), paths=_paths)

@@ -34,6 +34,7 @@ class SoundingTaskConfig:
     val_clips: int = 100
     seconds: float = 4.0
     crop: int = 48  # frames per training window
+    warp: float = 0.0  # half the windows get a camera move: zoom in by up to 1 + warp, drifting, linear in time
     workers: int = 2  # processes making the pool
     seed: int = 0
 
@@ -122,18 +123,46 @@ def cached_pool(folder: Path, n: int, split: str, seed: int, seconds: float, siz
     return pool
 
 
-def batch_at(pool: Pool, step: int, rank: int, n: int, crop: int, seed: int) -> SoundingBatch:
-    """Batch of `step` on `rank`: n random clips, a random window of `crop` frames each, half mirrored."""
+def camera_move(frames: torch.Tensor, x: torch.Tensor, zoom: np.ndarray, shift: np.ndarray
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A window (T, 3, S, S) uint8 and its x (T,) as a camera would see them zoomed in by zoom (2,) >= 1 and moved by
+    shift (2, 2) (x, y in frame units), each going linearly from its first to its last value over the window: the
+    picture is magnified about its centre and shifted, and x with it (x' = zoom * x + shift_x). |shift| <= zoom - 1
+    keeps the picture inside the frame."""
+    t = frames.shape[0]
+    u = torch.linspace(0, 1, t, dtype=torch.float32)[:, None]
+    z = torch.from_numpy(zoom).float()
+    z = z[0] + (z[1] - z[0]) * u  # (T, 1)
+    sh = torch.from_numpy(shift).float()
+    sh = sh[0] + (sh[1] - sh[0]) * u  # (T, 2)
+    theta = torch.zeros(t, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / z[:, 0]
+    theta[:, :, 2] = -sh / z
+    grid = torch.nn.functional.affine_grid(theta, list(frames.shape), align_corners=False)
+    out = torch.nn.functional.grid_sample(frames.float(), grid, mode="bilinear", padding_mode="border",
+                                          align_corners=False)
+    return out.round().clamp(0, 255).to(torch.uint8), x * z[:, 0] + sh[:, 0]
+
+
+def batch_at(pool: Pool, step: int, rank: int, n: int, crop: int, seed: int, warp: float = 0.0) -> SoundingBatch:
+    """Batch of `step` on `rank`: n random clips, a random window of `crop` frames each, half mirrored, and with
+    `warp` > 0 half given a camera move (`camera_move`)."""
     rng = np.random.default_rng([seed, step, rank, 11])
     idx = rng.choice(len(pool.frames), size=n, replace=n > len(pool.frames))
     t = pool.frames.shape[1]
     starts = rng.integers(0, max(1, t - crop + 1), size=n)
     flip = rng.random(n) < 0.5
     frames, xs = [], []
-    for i, s, f in zip(idx, starts, flip):
+    moved = rng.random(n) < (0.5 if warp > 0 else 0.0)
+    zoom = 1 + warp * rng.random((n, 2))
+    shift = (zoom - 1)[..., None] * rng.uniform(-1, 1, (n, 2, 2))
+    for i, s, f, m, zm, sh in zip(idx, starts, flip, moved, zoom, shift):
         fr, x = pool.frames[i, s:s + crop], pool.x[i, s:s + crop]
-        frames.append(fr.flip(-1) if f else fr)
-        xs.append(-x if f else x)
+        fr, x = (fr.flip(-1), -x) if f else (fr, x)
+        if m:
+            fr, x = camera_move(fr, x, zm, sh)
+        frames.append(fr)
+        xs.append(x)
     return SoundingBatch(torch.stack(frames), torch.stack(xs))
 
 
@@ -187,7 +216,7 @@ class SoundingTask(NoAux):
             self.val = cached_pool(self.folder, tc.val_clips, "val", tc.seed, tc.seconds, self.cfg.size, tc.workers)
 
     def batch(self, step: int, rank: int, n: int, device: torch.device) -> SoundingBatch:
-        b = batch_at(self.pool, step, rank, n, self.tc.crop, self.tc.seed)
+        b = batch_at(self.pool, step, rank, n, self.tc.crop, self.tc.seed, self.tc.warp)
         return SoundingBatch(b.frames.to(device), b.x.to(device))
 
     def loss(self, model: Any, raw: SoundingDetector, batch: SoundingBatch, step: int) -> tuple[dict, None]:
@@ -224,13 +253,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clips", type=int, default=SoundingTaskConfig.clips, help="train clips in the pool")
     p.add_argument("--val-clips", type=int, default=SoundingTaskConfig.val_clips)
     p.add_argument("--crop", type=int, default=SoundingTaskConfig.crop, help="frames per training window")
+    p.add_argument("--warp", type=float, default=SoundingTaskConfig.warp,
+                   help="camera moves on half the windows: zoom in by up to 1 + WARP, drifting (0: none)")
     p.add_argument("--size", type=int, default=SoundingConfig.size, help="frame side the detector reads")
     p.add_argument("--workers", type=int, default=SoundingTaskConfig.workers, help="processes making the pool")
 
 
 def run_from_args(a: argparse.Namespace) -> Path:
     lc = loop_config(a, warmup=100, weight_decay=0.05)
-    tc = SoundingTaskConfig(clips=a.clips, val_clips=a.val_clips, crop=a.crop, workers=a.workers, seed=a.seed)
+    tc = SoundingTaskConfig(clips=a.clips, val_clips=a.val_clips, crop=a.crop, warp=a.warp, workers=a.workers,
+                            seed=a.seed)
     return run_sounding(lc, tc, a.out, a.resume, a.device, SoundingConfig(size=a.size))
 
 

@@ -96,9 +96,11 @@ def models_table(spec: str, clips: Path, keys: list[str], out: Path, st: Setting
     several seeds, a row per seed and their mean (the seed alone moves these figures by a few points)."""
     lines = ["| model | " + " | ".join(COLUMNS) + " | s per clip |", "|" + "---|" * (len(COLUMNS) + 2)]
     for name, ckpt in parse_models(spec):
-        gen, runs = Generator(ckpt), []
+        gen, runs = None, []
         for seed in seeds:
             folder = model_folder(out, name, st.mirror, seed, steer_share(ckpt, st.steer))
+            if any(not (folder / f"{key}.flac").exists() for key in keys):  # rows made already need no model
+                gen = gen or Generator(ckpt)
             secs = generate_row(gen, clips, keys, folder, replace(st, seed=seed))
             runs.append(score(folder, clips, keys, model))
             label = name if len(seeds) == 1 else f"{name}, seed {seed}"

@@ -145,3 +145,13 @@ def test_a_camera_move_carries_the_object_and_its_x_together():
     seen = float((cols * (torch.arange(32) + 0.5)).sum() / cols.sum()) / 16 - 1
     assert math.isclose(float(x2[-1]), 1.5 * float(x[0]) - 0.25, abs_tol=1e-6)
     assert abs(seen - float(x2[-1])) < 0.05
+
+
+def test_bad_detector_sizes_are_one_line_errors(tmp_path, capsys):
+    from foley.cli import main
+
+    for bad in ("10,20", "a,b", "16,32,48,64,80,96,112"):  # not multiples of 8; not numbers; 64 px halved 7 times
+        code = main(["train", "sounding", "--channels", bad, "--out", str(tmp_path / "run")])
+        err = capsys.readouterr().err
+        assert code != 0 and "--channels" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()

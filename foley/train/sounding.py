@@ -256,6 +256,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warp", type=float, default=SoundingTaskConfig.warp,
                    help="camera moves on half the windows: zoom in by up to 1 + WARP, drifting (0: none)")
     p.add_argument("--size", type=int, default=SoundingConfig.size, help="frame side the detector reads")
+    p.add_argument("--channels", default=",".join(map(str, SoundingConfig.channels)),
+                   help="CNN widths, one stride-2 convolution each (the grid is size / 2**count)")
+    p.add_argument("--hidden", type=int, default=SoundingConfig.hidden, help="width of the per-cell temporal convolutions")
     p.add_argument("--workers", type=int, default=SoundingTaskConfig.workers, help="processes making the pool")
 
 
@@ -263,7 +266,13 @@ def run_from_args(a: argparse.Namespace) -> Path:
     lc = loop_config(a, warmup=100, weight_decay=0.05)
     tc = SoundingTaskConfig(clips=a.clips, val_clips=a.val_clips, crop=a.crop, warp=a.warp, workers=a.workers,
                             seed=a.seed)
-    return run_sounding(lc, tc, a.out, a.resume, a.device, SoundingConfig(size=a.size))
+    try:
+        channels = tuple(int(c) for c in a.channels.split(","))
+    except ValueError:
+        raise TrainError(f"--channels must be whole numbers separated by commas, got {a.channels!r}") from None
+    if not channels or min(channels) < 8 or any(c % 8 for c in channels) or a.size % 2 ** len(channels):
+        raise TrainError(f"--channels must be multiples of 8 and halve --size {a.size} evenly, got {a.channels!r}")
+    return run_sounding(lc, tc, a.out, a.resume, a.device, SoundingConfig(a.size, channels, a.hidden))
 
 
 def main(argv: list[str] | None = None) -> None:

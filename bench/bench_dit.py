@@ -96,9 +96,9 @@ def models_table(spec: str, clips: Path, keys: list[str], out: Path, st: Setting
     several seeds, a row per seed and their mean (the seed alone moves these figures by a few points)."""
     lines = ["| model | " + " | ".join(COLUMNS) + " | s per clip |", "|" + "---|" * (len(COLUMNS) + 2)]
     for name, ckpt in parse_models(spec):
-        gen, runs = None, []
+        gen, runs, share = None, [], steer_share(ckpt, st.steer)
         for seed in seeds:
-            folder = model_folder(out, name, st.mirror, seed, steer_share(ckpt, st.steer))
+            folder = model_folder(out, name, st.mirror, seed, share)
             if any(not (folder / f"{key}.flac").exists() for key in keys):  # rows made already need no model
                 gen = gen or Generator(ckpt)
             secs = generate_row(gen, clips, keys, folder, replace(st, seed=seed))
@@ -236,9 +236,9 @@ def main(argv: list[str] | None = None) -> None:
     seeds = tuple(int(x) for x in a.seeds.split(","))
     if a.models and a.dominant:  # the named models' rows, already generated under --out, beside the reference
         rows = {"objaware (reference)": clips / "objaware",
-                **{name if len(seeds) == 1 else f"{name}, seed {seed}":
-                   model_folder(out, name, a.mirror, seed, steer_share(ckpt, a.steer))
-                   for name, ckpt in parse_models(a.models) for seed in seeds}}
+                **{name if len(seeds) == 1 else f"{name}, seed {seed}": model_folder(out, name, a.mirror, seed, share)
+                   for name, share in ((n, steer_share(c, a.steer)) for n, c in parse_models(a.models))
+                   for seed in seeds}}
         lines = dominant_table(rows, Path(a.world) if a.world else clips.parent / "world", keys)
         report(lines + ["", f"{len(keys)} world test clips (4 s), mirror guidance {a.mirror:g}"], a.markdown)
         return

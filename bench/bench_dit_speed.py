@@ -32,13 +32,18 @@ STEPS = (100, 25, 8)
 class FramesGenerator(Generator):
     """A Generator whose `video` may also be a .npy of (n, 3, S, S) uint8 frames at the codec's rate."""
 
-    def frames(self, video, duration=None) -> Iterator[torch.Tensor]:  # noqa: ANN001
+    def frames(self, video, duration=None, size=None) -> Iterator[torch.Tensor]:  # noqa: ANN001
         if Path(video).suffix != ".npy":
-            yield from super().frames(video, duration)
+            yield from super().frames(video, duration, size)
             return
+        from foley.models.video import resize_frames
+
         arr = np.load(video)
         n = len(arr) if duration is None else int(round(duration * self.codec.cfg.fps))
-        yield from (torch.from_numpy(f) for f in arr[:n])
+        fr = torch.from_numpy(arr[:n])
+        if size is not None and fr.shape[-1] != size:
+            fr = resize_frames(fr[None], size)[0]
+        yield from fr
 
 
 def speed(gen: Generator, clip: Path, steps: tuple[int, ...] = STEPS, mirror: float = MIRROR) -> list[tuple[int, float]]:

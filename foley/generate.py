@@ -3,7 +3,8 @@
     audio = foley.generate("clip.mp4", prompt="a dog barking")     # (2, N) float32 at 48 kHz
     Generator("obj").write("clip.mp4", "clip_foley.mp4", steps=25)
 
-Frames are read at the codec's frame rate (one per latent frame) at the DiT's `read_size`; a clip longer than
+Frames are read at the codec's frame rate (one per latent frame), at the larger of the DiT's `read_size` and the
+sounding detector's size, and box-averaged for the one that reads them smaller; a clip longer than
 the training window is generated in overlapping windows whose decoded audio is crossfaded. The sampler runs
 `steps` steps with classifier-free guidance `cfg_strength` (the paper's 6 and 100 by default) and, ours, mirror
 guidance `mirror` (3 by default, 0 for the paper's sampling; `foley.diffusion.guidance`); the same seed gives the
@@ -168,12 +169,14 @@ class Generator:
         hop, fps = self.codec.cfg.hop, self.codec.cfg.fps
         limiter = _Limiter()
         share = self.default_steer if settings.steer is None else settings.steer
-        det = self.detector() if share > 0 else None
-        it = self.frames(video, duration, None if det is None else max(self.dit.cfg.read_size, det.cfg.size))
+        det = self.detector()  # its frame size decides the reading size, steered or not: the DiT sees the same
+        it = self.frames(video, duration, max(self.dit.cfg.read_size, det.cfg.size))
+        reach = 2 * det.cfg.reach + 1  # frames of context the detector wants before a window's first
         pending = next(it, None)
         if pending is None:
             raise GenerateError(f"{video}: no frames to generate for")
         buf: list[torch.Tensor] = []
+        before: list[torch.Tensor] = []  # the frames just before the window (the detector's context)
         tail: tuple[np.ndarray, np.ndarray] | None = None  # the previous window's faded end and its weights
         i = 0
         while True:
@@ -185,10 +188,10 @@ class Generator:
             z = self.latents(frames, cond, settings, i)
             ramp = _ramp(n, hop, fade_in=i > 0, fade_out=not last)
             y = self.codec.decode(self.codec.cap_loudness(z))[0].cpu().numpy()[:, : n * hop]  # (2, n * hop)
-            if det is not None:  # towards the object heard in each frame
-                loc = det.locate(frames[None])
-                y = steer(y, loc.x[0].numpy(), np.full(n, share), SR, fps)  # every frame: weighting by
-                # how likely one object dominates steered too little (docs/benchmarks.md)
+            if share > 0:  # towards the object heard in each frame
+                x = det.locate(torch.stack(before + buf)[None]).x[0, len(before):].numpy()
+                y = steer(y, x, np.full(n, share), SR, fps)  # every frame: weighting by how likely one object
+                # dominates steered too little (docs/benchmarks.md)
             y = y * ramp
             w = ramp.copy()
             if tail is not None:
@@ -201,6 +204,7 @@ class Generator:
                 return
             cut = (n - OVERLAP) * hop
             yield limiter(y[:, :cut] / np.maximum(w[:cut], 1e-6))
+            before = (before + buf[: n - OVERLAP])[-reach:]
             tail, buf, i = (y[:, cut:], w[cut:]), buf[n - OVERLAP:], i + 1
 
     def __call__(self, video: str | os.PathLike, prompt: str | None = None, audio_prompt: str | None = None,
@@ -276,8 +280,9 @@ def _ramp(n: int, hop: int, fade_in: bool, fade_out: bool) -> np.ndarray:
 
 def generate(video: str | os.PathLike, prompt: str | None = None, audio_prompt: str | None = None,
              model: str = "obj", duration: float | None = None, cfg_strength: float = 6.0, num_steps: int = 100,
-             seed: int = 0, sampler: str = "ddim", mirror: float = MIRROR, steer: float | None = None,
-             device: str = "cpu") -> np.ndarray:
-    """(2, N) float32 stereo audio at 48 kHz for a video, from the shipped obj model by default."""
-    return Generator(model, device)(video, prompt, audio_prompt, duration,
-                                    Settings(cfg_strength, num_steps, sampler, seed, mirror, steer))
+             seed: int = 0, sampler: str = "ddim", mirror: float = MIRROR, device: str = "cpu", *,
+             steer: float | None = None, sounding: str | None = None) -> np.ndarray:
+    """(2, N) float32 stereo audio at 48 kHz for a video, from the shipped obj model by default; `steer` and
+    `sounding` as `Settings.steer` and `Generator`'s detector."""
+    return Generator(model, device, sounding)(video, prompt, audio_prompt, duration,
+                                              Settings(cfg_strength, num_steps, sampler, seed, mirror, steer))

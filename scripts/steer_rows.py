@@ -1,7 +1,7 @@
 """Steer rows of generated clips already under a bench folder with the sounding detector, into new rows.
 
     python scripts/steer_rows.py --detector runs/sounding/a/sounding.pt --rows obj --seeds 0,1,2 --out runs/bench_dit5
-    python bench/bench_dit.py --n 100 --models obj-steer=x --seeds 0,1,2 --out runs/bench_dit5 --dominant
+    python bench/bench_dit.py --n 100 --models obj-steer-all=x --seeds 0,1,2 --steer 0 --out runs/bench_dit5 --dominant
 
 Each clip's frames are read from its video (runs/bench_eval/clips) at the detector's size, the detector names per
 frame where the object heard is, and `foley.steer.steer` moves the clip's audio there (what `foley generate` does to
@@ -47,7 +47,7 @@ def main() -> None:
     clips, out = Path(a.clips), Path(a.out)
     keys = sorted(f.stem for f in clips.glob("*.json"))[: a.n]
     suffix = f"-steer-{a.by}" + (f"{a.knee:g}" if a.by in ("knee", "loud") else "") + ("" if a.weight == 1 else f"{a.weight:g}")
-    for k, key in enumerate(keys):
+    for done, key in enumerate(keys):
         fr = np.stack(list(io.iter_frames(clips / f"{key}.mp4", fps=FPS, size=(det.cfg.size, det.cfg.size))))
         loc = det.locate(torch.from_numpy(fr).permute(0, 3, 1, 2)[None])
         x, heard = loc.x[0].numpy(), loc.heard[0].numpy()
@@ -64,7 +64,7 @@ def main() -> None:
                     weight = a.weight * np.clip((db - np.percentile(db, 20)) / a.knee, 0, 1)
                 k = min(len(x), y.shape[1] * FPS // SR)
                 io.write_audio(dst / f"{key}.flac", steer(y, x[:k], weight[:k], SR, FPS), SR)
-        print(f"{k + 1}/{len(keys)} {key}", end="\r", flush=True)
+        print(f"{done + 1}/{len(keys)} {key}", end="\r", flush=True)
     print()
 
 

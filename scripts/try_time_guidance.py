@@ -25,8 +25,10 @@ class TimeGuided(Generator):
 
     @torch.no_grad()
     def latents(self, frames, cond, st, window):
+        from foley.models.video import resize_frames
+
         n = frames.shape[0]
-        fr = frames[None].to(self.device)
+        fr = resize_frames(frames[None].to(self.device), self.dit.cfg.read_size)  # read at the detector's size
         cond_drop = torch.tensor([cond is None], device=self.device)
         c = cond if cond is not None else torch.zeros(1, self.dit.cfg.cond_dim, device=self.device)
         k = min(self.k, n - 1)
@@ -57,7 +59,7 @@ def main():
     gen.strength, gen.k = s, k
     out = Path(f"runs/tg/s{s:g}-k{k}" + ("" if model == "obj" else "-" + Path(model).stem)
                + (f"-seed{seed}" if seed else ""))
-    B.generate_row(gen, clips, keys, out, Settings(6.0, 25, "ddim", seed, 3.0))
+    B.generate_row(gen, clips, keys, out, Settings(6.0, 25, "ddim", seed, 3.0, 0.0))  # unsteered, as its rows were
     model = B.load_clap()
     print(B.row(out.name, B.score(out, clips, keys, model)), flush=True)
     for line in B.dominant_table({out.name: out}, clips.parent / "world", keys)[:3]:

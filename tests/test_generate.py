@@ -155,7 +155,7 @@ def test_streamed_windows_equal_the_whole_clip_overlap_add(setup):
     d = setup
     gen = Generator(str(d / "tiny.pt"))
     st = Settings(2.0, 2, "ddim", 5, steer=0.0)  # the DiT's own placement (steering: the test below)
-    frames = torch.stack(list(gen.frames(d / "v.mp4")))  # (150, 3, S, S): two windows
+    frames = torch.stack(list(gen.frames(d / "v.mp4", size=gen.detector().cfg.size)))  # (150, 3, S, S): two windows
     hop, k = gen.codec.cfg.hop, frames.shape[0]
     out, weight = np.zeros((2, k * hop)), np.zeros(k * hop)
     for i, a in enumerate(range(0, k - OVERLAP, WINDOW - OVERLAP)):  # the whole-clip overlap-add, by hand
@@ -187,17 +187,23 @@ def test_each_window_is_steered_to_where_the_detector_hears_the_object(setup, tm
         save_sounding(tmp_path / f"d{size}.pt", SoundingDetector(SoundingConfig(size, (8, 16, 16), 16, 2)))
     run = lambda share, size=32: Generator(str(d / "tiny.pt"), sounding=str(tmp_path / f"d{size}.pt"))(  # noqa: E731
         d / "v.mp4", settings=Settings(2.0, 2, "ddim", 5, steer=share))
-    plain, full, half = run(0.0), run(1.0), run(0.5)
-    gen = Generator(str(d / "tiny.pt"), sounding=str(tmp_path / "d32.pt"))
-    frames = torch.stack(list(gen.frames(d / "v.mp4")))
     k = WINDOW - 20  # the first window alone
-    x = gen.detector().locate(frames[None, :WINDOW]).x[0].numpy()[1:k - 1]
-    before, after, between = (audio_position(a, SR, 25).pan[1:k - 1] for a in (plain, full, half))
-    assert np.abs(before - x).mean() > 0.1  # there was somewhere to go
-    err = np.abs(after - x)  # a random detector jumps frame to frame: the 4 ms ramps show
-    assert np.median(err) < 0.02 and np.quantile(err, 0.9) < 0.06
-    assert np.median(np.abs(between - (before + x) / 2)) < 0.02
-    assert run(1.0, 64).shape == plain.shape
+    pan = lambda a: audio_position(a, SR, 25).pan[1:k - 1]  # noqa: E731
+    for size in (32, 64):  # the DiT reads 32 px: from the video, or shrunk from the 64 px detector's frames
+        plain, full = run(0.0, size), run(1.0, size)
+        gen = Generator(str(d / "tiny.pt"), sounding=str(tmp_path / f"d{size}.pt"))
+        frames = torch.stack(list(gen.frames(d / "v.mp4", size=size)))
+        x = gen.detector().locate(frames[None, :WINDOW]).x[0].numpy()[1:k - 1]
+        assert np.abs(pan(plain) - x).mean() > 0.1  # there was somewhere to go
+        err = np.abs(pan(full) - x)  # a random detector jumps frame to frame: the 4 ms ramps show
+        assert np.median(err) < 0.02 and np.quantile(err, 0.9) < 0.06
+    plain, half = run(0.0), run(0.5)
+    x = Generator(str(d / "tiny.pt"), sounding=str(tmp_path / "d32.pt")).detector().locate(
+        torch.stack(list(gen.frames(d / "v.mp4", size=32)))[None, :WINDOW]).x[0].numpy()[1:k - 1]
+    assert np.median(np.abs(pan(half) - (pan(plain) + x) / 2)) < 0.02
+    default = Generator(str(d / "tiny.pt"), sounding=str(tmp_path / "d32.pt"))(
+        d / "v.mp4", settings=Settings(2.0, 2, "ddim", 5))  # steer unset: an obj-stage model is steered fully
+    assert np.array_equal(default, run(1.0))
     model, _ = load_dit(d / "tiny.pt")
     save_dit(tmp_path / "base.pt", model, codec_hash(gen.codec), stage="base")
     assert Generator(str(tmp_path / "base.pt")).default_steer == 0.0 and gen.default_steer > 0

@@ -150,8 +150,9 @@ def test_a_camera_move_carries_the_object_and_its_x_together():
 def test_bad_detector_sizes_are_one_line_errors(tmp_path, capsys):
     from foley.cli import main
 
-    for bad in ("10,20", "a,b", "16,32,48,64,80,96,112"):  # not multiples of 8; not numbers; 64 px halved 7 times
-        code = main(["train", "sounding", "--channels", bad, "--out", str(tmp_path / "run")])
+    for bad in (["--channels", "10,20"], ["--channels", "a,b"], ["--channels", "16,32,48,64,80,96,112"],
+                ["--size", "0"], ["--size", "-64"], ["--hidden", "0"], ["--warp", "-1"], ["--warp", "nan"]):
+        code = main(["train", "sounding", *bad, "--out", str(tmp_path / "run")])
         err = capsys.readouterr().err
-        assert code != 0 and "--channels" in err and "Traceback" not in err
+        assert code != 0 and bad[0] in err and "Traceback" not in err, (bad, err)
     assert not (tmp_path / "run").exists()

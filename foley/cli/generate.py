@@ -77,5 +77,5 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                         "sees heard (default: foley.generate.STEER for obj, 0 for base; 0: the DiT's placement)")
     g.add_argument("--sounding", help="a sounding detector checkpoint (default: the shipped one)")
     g.add_argument("--seed", type=int, default=0, help="the same seed gives the same audio")
-    g.add_argument("--device", default="cpu", help="cpu (default) or cuda: where the DiT and the codec run")
+    g.add_argument("--device", default="cpu", help="cpu (default) or cuda: where the DiT, the codec and the detector run")
     g.set_defaults(func=_cmd_generate, reads=("video", "audio_prompt", "sounding"), writes=("output",), paths=_paths)

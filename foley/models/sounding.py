@@ -111,8 +111,11 @@ class SoundingDetector(nn.Module):
 
     def loss(self, batch: SoundingBatch) -> dict[str, Tensor]:
         """Cross-entropy over columns + none, and the offset's L1 in columns where an object dominates."""
-        logits, offsets = self(batch.frames)
-        cls, off = self.targets(batch.x)
+        return self.loss_of(*self(batch.frames), batch.x)
+
+    def loss_of(self, logits: Tensor, offsets: Tensor, x: Tensor) -> dict[str, Tensor]:
+        """`loss` from the forward's outputs (so a DDP wrapper can run the forward and reduce the gradients)."""
+        cls, off = self.targets(x)
         ce = F.cross_entropy(logits.flatten(0, 1), cls.flatten())
         seen = cls < self.cfg.grid
         got = offsets.gather(-1, cls.clamp(max=self.cfg.grid - 1)[..., None])[..., 0]

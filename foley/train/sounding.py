@@ -11,6 +11,7 @@ window of `crop` frames, mirrored left-right half the time (the frames and x tog
 from __future__ import annotations
 
 import argparse
+import math
 import multiprocessing as mp
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -180,8 +181,9 @@ def measure(model: SoundingDetector, pool: Pool, batch: int = 8) -> dict[str, fl
     several = judged & (pool.objects.numpy() >= 2)[:, None]
     right = position_bin(x) == position_bin(np.nan_to_num(truth))
     base = position_bin(pool.largest_x.numpy()) == position_bin(np.nan_to_num(truth))
-    return {"acc": float(right[judged].mean()), "acc_several": float(right[several].mean()),
-            "largest": float(base[judged].mean()), "largest_several": float(base[several].mean()),
+    share = lambda hit, sel: float(hit[sel].mean()) if sel.any() else math.nan  # noqa: E731
+    return {"acc": share(right, judged), "acc_several": share(right, several),
+            "largest": share(base, judged), "largest_several": share(base, several),
             "said_none": float((heard < 0.5)[judged].mean()), "said_heard_none": float((heard >= 0.5)[~judged].mean())}
 
 
@@ -221,7 +223,7 @@ class SoundingTask(NoAux):
 
     def loss(self, model: Any, raw: SoundingDetector, batch: SoundingBatch, step: int) -> tuple[dict, None]:
         model.train()
-        return raw.loss(batch) if model is raw else model.module.loss(batch), None
+        return raw.loss_of(*model(batch.frames), batch.x), None  # through the DDP wrapper: gradients are reduced
 
     def validate(self, ema: SoundingDetector, step: int, out: Path) -> dict:
         return {f"val_{k}": v for k, v in measure(ema, self.val).items()}
@@ -270,8 +272,11 @@ def run_from_args(a: argparse.Namespace) -> Path:
         channels = tuple(int(c) for c in a.channels.split(","))
     except ValueError:
         raise TrainError(f"--channels must be whole numbers separated by commas, got {a.channels!r}") from None
-    if not channels or min(channels) < 8 or any(c % 8 for c in channels) or a.size % 2 ** len(channels):
+    if not channels or min(channels) < 8 or any(c % 8 for c in channels) or a.size % 2 ** len(channels) \
+            or a.size < 2 ** len(channels):
         raise TrainError(f"--channels must be multiples of 8 and halve --size {a.size} evenly, got {a.channels!r}")
+    if a.hidden < 1 or not (math.isfinite(a.warp) and a.warp >= 0):
+        raise TrainError(f"--hidden must be >= 1 and --warp a number >= 0, got {a.hidden} and {a.warp}")
     return run_sounding(lc, tc, a.out, a.resume, a.device, SoundingConfig(a.size, channels, a.hidden))
 
 

@@ -226,6 +226,10 @@ class Clap(nn.Module):
         return self.head(features).softmax(-1)
 
     # ------------------------------------------------------------------ training
+    def forward(self, b: ClapBatch) -> dict[str, torch.Tensor]:
+        """The training loss (`loss`): called through a DDP wrapper, whose forward prepares the gradient reduction."""
+        return self.loss(b)
+
     def loss(self, b: ClapBatch) -> dict[str, torch.Tensor]:
         """Symmetric InfoNCE (captions that are equal count as positives), class cross-entropy, BoW baseline."""
         feats = self.audio(b.mel.to(self.device))  # (B, W)

@@ -238,7 +238,7 @@ class ClapTask(NoAux):
 
     def loss(self, model: Any, raw: Clap, batch: ClapBatch, step: int) -> tuple[dict, None]:
         model.train()
-        return raw.loss(batch) if model is raw else model.module.loss(batch), None
+        return model(batch), None  # through the DDP wrapper: gradients are reduced
 
     def validate(self, ema: Clap, step: int, out: Path) -> dict:
         m = measure(ema, self.val)

@@ -244,7 +244,8 @@ def run_sounding(lc: LoopConfig, tc: SoundingTaskConfig, out: str | Path, resume
 
 def export_run(run_checkpoint: str | Path, path: str | Path) -> SoundingDetector:
     """The EMA model of a run checkpoint (e.g. out/last.pt of a stopped run) as a small shippable file."""
-    return export_ema(run_checkpoint, path, FORMAT, "sounding", lambda c: SoundingDetector(SoundingConfig.from_dict(c)), save_sounding)
+    build = lambda c: SoundingDetector(SoundingConfig.from_dict(c))  # noqa: E731
+    return export_ema(run_checkpoint, path, FORMAT, "sounding", build, save_sounding)
 
 
 # ---------------------------------------------------------------------- command line

@@ -171,7 +171,6 @@ class Generator:
         share = self.default_steer if settings.steer is None else settings.steer
         det = self.detector()  # its frame size decides the reading size, steered or not: the DiT sees the same
         it = self.frames(video, duration, max(self.dit.cfg.read_size, det.cfg.size))
-        reach = 2 * det.cfg.reach + 1  # frames of context the detector wants before a window's first
         pending = next(it, None)
         if pending is None:
             raise GenerateError(f"{video}: no frames to generate for")
@@ -184,12 +183,12 @@ class Generator:
                 buf.append(pending)
                 pending = next(it, None)
             last, n = pending is None, len(buf)
-            frames = torch.stack(buf)
-            z = self.latents(frames, cond, settings, i)
+            frames = torch.stack(before + buf)  # the window, after the frames the detector wants before it
+            z = self.latents(frames[len(before):], cond, settings, i)
             ramp = _ramp(n, hop, fade_in=i > 0, fade_out=not last)
             y = self.codec.decode(self.codec.cap_loudness(z))[0].cpu().numpy()[:, : n * hop]  # (2, n * hop)
             if share > 0:  # towards the object heard in each frame
-                x = det.locate(torch.stack(before + buf)[None]).x[0, len(before):].numpy()
+                x = det.locate(frames[None]).x[0, len(before):].numpy()
                 y = steer(y, x, np.full(n, share), SR, fps)  # every frame: weighting by how likely one object
                 # dominates steered too little (docs/benchmarks.md)
             y = y * ramp
@@ -204,7 +203,7 @@ class Generator:
                 return
             cut = (n - OVERLAP) * hop
             yield limiter(y[:, :cut] / np.maximum(w[:cut], 1e-6))
-            before = (before + buf[: n - OVERLAP])[-reach:]
+            before = (before + buf[: n - OVERLAP])[-det.cfg.context:]
             tail, buf, i = (y[:, cut:], w[cut:]), buf[n - OVERLAP:], i + 1
 
     def __call__(self, video: str | os.PathLike, prompt: str | None = None, audio_prompt: str | None = None,

@@ -68,3 +68,19 @@ def forking_workers() -> Iterator[Callable[[], None]]:
         yield quiet_worker
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextlib.contextmanager
+def fork_pool(workers: int) -> Iterator[object]:
+    """A fork process pool of `workers` born quiet (`forking_workers`): closed when the block ends normally (the
+    workers leave on their own), stopped at once when it ends by an error, Ctrl-C, or a generator closed early."""
+    import multiprocessing as mp
+
+    with forking_workers() as init:
+        pool = mp.get_context("fork").Pool(workers, initializer=init)
+    try:
+        yield pool
+        pool.close()
+    finally:
+        pool.terminate()  # a no-op after close once the workers have left
+        pool.join()

@@ -7,7 +7,7 @@ frames). `steer` moves each frame's energy balance towards the pan-law position 
 timing and timbre stay as generated, only where it sits moves. Frames where the detector names no object, or the
 audio is silent, are left as they are.
 
-    y = steer(y, located.x[0].numpy(), located.confidence[0].numpy(), sr=48000, fps=25)
+    y = steer(y, detector.locate(frames).x[0].numpy(), np.ones(k), sr=48000, fps=25)   # all the way, every frame
 """
 from __future__ import annotations
 
@@ -48,8 +48,7 @@ def steer(stereo: np.ndarray, x: np.ndarray, weight: np.ndarray, sr: int, fps: f
     gains = frame_gains(frame_energies(stereo, sr, fps, k), np.asarray(x, np.float64), np.asarray(weight), max_gain_db)
     edges = np.clip(np.round(np.arange(k + 1) * sr / fps).astype(np.int64), 0, stereo.shape[1])
     per_sample = np.ones((2, stereo.shape[1]))
-    for c in range(2):
-        per_sample[c, : edges[-1]] = np.repeat(gains[c], np.diff(edges))
+    per_sample[:, : edges[-1]] = np.repeat(gains, np.diff(edges), axis=1)
     ramp = max(1, int(round(RAMP_S * sr)))
     if ramp > 1:  # a moving average: ramps centred on the frame edges
         kernel = np.ones(ramp) / ramp

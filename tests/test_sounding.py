@@ -156,3 +156,11 @@ def test_bad_detector_sizes_are_one_line_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code != 0 and bad[0] in err and "Traceback" not in err, (bad, err)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_pool_made_by_two_workers_is_the_one_made_in_process():
+    from foley.train.sounding import make_pool
+
+    a, b = (make_pool(4, "train", 0, 1.0, 32, workers=w, progress=False) for w in (2, 1))
+    assert torch.equal(a.frames, b.frames) and torch.equal(a.objects, b.objects)
+    assert torch.equal(a.x.isnan(), b.x.isnan()) and torch.allclose(a.x.nan_to_num(), b.x.nan_to_num())

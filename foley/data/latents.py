@@ -167,20 +167,12 @@ def _batches(clips: Iterable[SourceClip], codec, mel, size: int, batch: int,  # 
     """Encoded batches, in order: world clips made and encoded by `workers` processes side by side (each clip
     is a function of its index, so the cache is the same), any other source in this process."""
     if workers > 1 and isinstance(clips, WorldClips) and len(clips) > batch:
-        import multiprocessing as mp
-
-        from foley.interrupts import forking_workers
+        from foley.interrupts import fork_pool
 
         _WORKER.update(clips=clips, codec=codec, mel=mel, size=size)
         try:
-            with forking_workers() as init:
-                pool = mp.get_context("fork").Pool(workers, initializer=init)
-            try:
+            with fork_pool(workers) as pool:
                 yield from pool.imap(_encoded_part, [(a, a + batch) for a in range(0, len(clips), batch)])
-                pool.close()  # done: the workers leave on their own
-            finally:
-                pool.terminate()  # stops them at once if they have not (an error, Ctrl-C); no-op after close + exit
-                pool.join()
         finally:
             _WORKER.clear()
         return

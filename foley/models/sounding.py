@@ -44,6 +44,12 @@ class SoundingConfig:
     def grid(self) -> int:
         return self.size // 2 ** len(self.channels)
 
+    @property
+    def context(self) -> int:
+        """Frames each side that reach a frame's answer: the two temporal convolutions, and one more for the frame
+        differences (a clip's edge frame has none)."""
+        return 2 * self.reach + 1
+
     @staticmethod
     def from_dict(d: dict) -> "SoundingConfig":
         return SoundingConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
@@ -132,13 +138,12 @@ class SoundingDetector(nn.Module):
         if frames.shape[-2:] != (s, s):
             frames = resize_frames(frames, s)
         frames = frames.to(self.pos.device)
-        t = frames.shape[1]
-        ctx = 2 * self.cfg.reach + 1  # the temporal convolutions, and the frame differences at a chunk edge
+        t, ctx = frames.shape[1], self.cfg.context
         parts = []
         for a in range(0, t, chunk):
-            lo, hi = max(0, a - ctx), min(t, a + chunk + ctx)
-            lg, of = self(frames[:, lo:hi])
-            parts.append((lg[:, a - lo:a - lo + min(chunk, t - a)], of[:, a - lo:a - lo + min(chunk, t - a)]))
+            lo, b = max(0, a - ctx), min(t, a + chunk)
+            lg, of = self(frames[:, lo:min(t, b + ctx)])
+            parts.append((lg[:, a - lo:b - lo], of[:, a - lo:b - lo]))
         logits = torch.cat([p[0] for p in parts], 1)
         offsets = torch.cat([p[1] for p in parts], 1)
         p = torch.softmax(logits.float(), -1)

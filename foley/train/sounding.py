@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import multiprocessing as mp
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -82,7 +81,7 @@ def make_pool(n: int, split: str, seed: int, seconds: float, size: int, workers:
     """Clips 0..n-1 of (seed, split) at size x size."""
     from tqdm import tqdm
 
-    from foley.interrupts import forking_workers
+    from foley.interrupts import fork_pool
     from foley.world import PRESETS as WORLD
 
     t = WORLD["tiny"].seq.frames(seconds)
@@ -91,16 +90,10 @@ def make_pool(n: int, split: str, seed: int, seconds: float, size: int, workers:
     jobs = [(seed, split, i, seconds, size) for i in range(n)]
     bar = tqdm(total=n, desc=f"sounding pool {split}", disable=not progress)
     if workers > 1:
-        with forking_workers() as init:
-            ex = mp.get_context("fork").Pool(workers, initializer=init)
-        try:
+        with fork_pool(workers) as ex:
             for i, row in enumerate(ex.imap(_clip, jobs, chunksize=8)):
                 frames[i], x[i], largest[i], objects[i] = row
                 bar.update(1)
-            ex.close()
-        finally:
-            ex.terminate()
-            ex.join()
     else:
         for i, job in enumerate(jobs):
             frames[i], x[i], largest[i], objects[i] = _clip(job)

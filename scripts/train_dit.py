@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="warm start base from this DiT checkpoint (e.g. 'base', the shipped one: train it further)")
     p.add_argument("--init-obj", default="",
                    help="skip base: fine-tune obj from this DiT checkpoint (e.g. 'obj', the shipped one)")
+    p.add_argument("--stages", default="base,obj",
+                   help="base,obj (default), base alone (e.g. with --init-base), or obj alone (with --init-obj)")
     p.add_argument("--detail", type=int, default=1, help="frames at the frame size x DETAIL through a second CNN (foley train dit)")
     p.add_argument("--pan-weight", type=float, default=1.0, help="weight of the pan channels in the v-loss")
     p.add_argument("--cache-size", type=int, default=0, help="frames cached at this size (0: the model's)")
@@ -102,12 +104,16 @@ def main(argv: list[str] | None = None) -> None:
             print(f"shipped {dest / f'dit_{name}.pt'}", flush=True)
         return run
 
+    stages = a.stages.split(",")
+    if not stages or set(stages) - {"base", "obj"} or (stages == ["obj"] and not a.init_obj):
+        p.error("--stages is base, obj or base,obj (obj alone needs --init-obj)")
     if a.init_obj:
         base = checkpoint_path(a.init_obj)
     else:
         base = shipped("base", stage(lc, tc, root / "base", a.device, a.minutes_base, a.probe))
-    shipped("obj", stage(replace(lc, lr=a.lr_obj), replace(tc, stage="obj", init=str(base)), root / "obj", a.device,
-                         a.minutes_obj, a.probe))
+    if "obj" in stages:
+        shipped("obj", stage(replace(lc, lr=a.lr_obj), replace(tc, stage="obj", init=str(base)), root / "obj",
+                             a.device, a.minutes_obj, a.probe))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -353,6 +353,14 @@ def test_a_sounding_run_adds_the_heads_loss_and_refuses_caches_without_the_truth
     with open(tmp_path / "run" / "log.csv", newline="") as f:
         last = list(csv.DictReader(f))[-1]
     v, s, total = (float(last[k]) for k in ("v", "sounding", "total"))
+    from foley.train.dit import export_run
+
+    shipped = export_run(tmp_path / "run" / "last.pt", tmp_path / "again.pt")  # a run cut short, as it ships
+    final, ckpt = load_dit(tmp_path / "run" / "dit.pt")
+    again, meta = load_dit(tmp_path / "again.pt")
+    assert meta["stage"] == "base" and meta["step"] == 2 and meta["codec_hash"] == ckpt["codec_hash"]
+    for k, w in final.state_dict().items():  # the final EMA, to float16 precision
+        assert torch.allclose(again.state_dict()[k], w, atol=1e-3 * (1 + w.abs().max()))
     assert s > 0 and abs(total - (v + 0.5 * s)) < 1e-4
     assert 0 <= float(last["val_sounding_acc"]) <= 1 and 1 / 3 <= float(last["val_sounding_base"]) <= 1
     for old in (replace(cache, sounding_x=[]), replace(cache, sounding_x=[[] for _ in range(4)])):  # before / videos

@@ -28,7 +28,8 @@ from foley.train.validation import Scorer
 from foley.diffusion import SAMPLERS, cfg as guided, v_loss
 from foley.models.codec import codec_hash
 from foley.models.dit import FORMAT, PRESETS, DiT, DiTConfig, checkpoint_path, save_dit
-from foley.train.loop import LoopConfig, NoAux, TrainError, add_loop_arguments, loop_config, resume_configs, train, with_steps
+from foley.train.loop import (LoopConfig, NoAux, TrainError, add_loop_arguments, export_ema, loop_config, resume_configs,
+                              train, with_steps)
 
 Stage = Literal["base", "obj"]
 MIX = {"base": "dataset", "obj": "objaware"}
@@ -267,6 +268,23 @@ def ship(run_export: str | Path, path: str | Path) -> None:
     model, ckpt = load_dit(run_export)
     meta = {k: ckpt[k] for k in ("stage", "step", "train_config") if k in ckpt}
     save_dit(path, model, ckpt["codec_hash"], half=True, **meta)
+
+
+def export_run(run_checkpoint: str | Path, path: str | Path, half: bool = True) -> DiT:
+    """The EMA DiT of a run checkpoint (e.g. out/last.pt of a run cut short) as a shippable file (float16 by
+    default), for the default codec, as the task trains on it; returns the model."""
+    from foley.models.codec import load_codec
+
+    codec = load_codec()
+    stamp = codec_hash(codec)
+
+    def save(out: str | Path, model: DiT, **meta: Any) -> None:
+        stage = meta.get("task_config", {}).get("stage", "base")
+        save_dit(out, model, stamp, half=half, stage=stage, step=meta.get("step"),
+                 train_config={"loop": meta.get("loop_config"), "task": meta.get("task_config")})
+
+    return export_ema(run_checkpoint, path, FORMAT, "DiT", lambda c: DiT(DiTConfig(**c), codec.cfg.channels),
+                      save)
 
 
 def run_dit(lc: LoopConfig, tc: DitTaskConfig, out: str | Path, resume: bool = False, device: str | None = None) -> Path:

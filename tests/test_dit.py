@@ -355,7 +355,7 @@ def test_a_sounding_run_adds_the_heads_loss_and_refuses_caches_without_the_truth
     v, s, total = (float(last[k]) for k in ("v", "sounding", "total"))
     from foley.train.dit import export_run
 
-    shipped = export_run(tmp_path / "run" / "last.pt", tmp_path / "again.pt")  # a run cut short, as it ships
+    export_run(tmp_path / "run" / "last.pt", tmp_path / "again.pt")  # a run cut short, as it ships
     final, ckpt = load_dit(tmp_path / "run" / "dit.pt")
     again, meta = load_dit(tmp_path / "again.pt")
     assert meta["stage"] == "base" and meta["step"] == 2 and meta["codec_hash"] == ckpt["codec_hash"]

@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> None:
         return run
 
     stages = a.stages.split(",")
-    if set(stages) - {"base", "obj"} or (stages == ["obj"] and not a.init_obj) or ("obj" not in stages and a.init_obj):
+    if stages not in (["base"], ["obj"], ["base", "obj"]) or (stages == ["obj"] and not a.init_obj) \
+            or (stages == ["base"] and a.init_obj):
         p.error("--stages is base, obj or base,obj (obj alone needs --init-obj; --init-obj skips base, so not with "
                 "base alone)")
     if a.init_obj:

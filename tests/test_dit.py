@@ -345,7 +345,7 @@ def test_a_sounding_run_adds_the_heads_loss_and_refuses_caches_without_the_truth
     from foley.train.dit import DitTask, DitTaskConfig, TrainError
     from foley.train.loop import LoopConfig, train
 
-    task = DitTask(DitTaskConfig(sounding_weight=0.5, val_samples=2, val_steps=2))
+    task = DitTask(DitTaskConfig(stage="obj", sounding_weight=0.5, val_samples=2, val_steps=2))
     cache = build_cache(world_clips(4, "val", 3, seconds=1.0), task.codec, tmp_path / "c.pt", batch=2)
     assert [len(s) for s in cache.sounding_x] == [cache.latents["objaware"].shape[-1]] * 4  # one per latent frame
     task.train_cache, task.val_cache = cache, subset(cache, [0, 1])
@@ -355,12 +355,18 @@ def test_a_sounding_run_adds_the_heads_loss_and_refuses_caches_without_the_truth
     v, s, total = (float(last[k]) for k in ("v", "sounding", "total"))
     from foley.train.dit import export_run
 
-    export_run(tmp_path / "run" / "last.pt", tmp_path / "again.pt")  # a run cut short, as it ships
+    run = torch.load(tmp_path / "run" / "last.pt", weights_only=True)  # a run cut short, as it ships
+    export_run(tmp_path / "run" / "last.pt", tmp_path / "again.pt")
+    export_run(tmp_path / "run" / "last.pt", tmp_path / "full.pt", half=False)
     final, ckpt = load_dit(tmp_path / "run" / "dit.pt")
     again, meta = load_dit(tmp_path / "again.pt")
-    assert meta["stage"] == "base" and meta["step"] == 2 and meta["codec_hash"] == ckpt["codec_hash"]
+    assert meta["stage"] == "obj" and meta["step"] == 2 and meta["codec_hash"] == ckpt["codec_hash"]
+    assert meta["train_config"]["task"] == ckpt["train_config"]["task"]
     for k, w in final.state_dict().items():  # the final EMA, to float16 precision
         assert torch.allclose(again.state_dict()[k], w, atol=1e-3 * (1 + w.abs().max()))
+    full = load_dit(tmp_path / "full.pt")[0].state_dict()
+    assert all(torch.equal(full[k], v) for k, v in run["ema"].items())  # the EMA, not the raw weights
+    assert any(not torch.equal(full[k], v) for k, v in run["model"].items())
     assert s > 0 and abs(total - (v + 0.5 * s)) < 1e-4
     assert 0 <= float(last["val_sounding_acc"]) <= 1 and 1 / 3 <= float(last["val_sounding_base"]) <= 1
     for old in (replace(cache, sounding_x=[]), replace(cache, sounding_x=[[] for _ in range(4)])):  # before / videos

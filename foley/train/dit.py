@@ -279,9 +279,8 @@ def export_run(run_checkpoint: str | Path, path: str | Path, half: bool = True) 
     stamp = codec_hash(codec)
 
     def save(out: str | Path, model: DiT, **meta: Any) -> None:
-        stage = meta.get("task_config", {}).get("stage", "base")
-        save_dit(out, model, stamp, half=half, stage=stage, step=meta.get("step"),
-                 train_config={"loop": meta.get("loop_config"), "task": meta.get("task_config")})
+        save_dit(out, model, stamp, half=half, stage=meta["task_config"]["stage"], step=meta["step"],
+                 train_config={"loop": meta["loop_config"], "task": meta["task_config"]})
 
     return export_ema(run_checkpoint, path, FORMAT, "DiT", lambda c: DiT(DiTConfig(**c), codec.cfg.channels),
                       save)
